@@ -29,6 +29,11 @@ impl MariaDb {
     /// `app` account (mysql_native_password), an `app_ed` account (ed25519) with the same
     /// password, and the `shop` database.
     pub fn start() -> Result<MariaDb> {
+        MariaDb::start_with_args(&[])
+    }
+
+    /// Like [`MariaDb::start`], with extra `mariadbd` arguments (e.g. `--ssl-cert=…`).
+    pub fn start_with_args(extra_args: &[String]) -> Result<MariaDb> {
         let dir = tempfile::Builder::new().prefix("gatehouse-mariadb-").tempdir()?;
         let datadir = dir.path().join("data");
         let out = Command::new("mariadb-install-db")
@@ -60,6 +65,7 @@ impl MariaDb {
             .arg("--innodb-buffer-pool-size=128M")
             .arg("--innodb-flush-log-at-trx-commit=2")
             .arg("--skip-log-bin")
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -97,6 +103,13 @@ impl MariaDb {
     /// A scratch directory that lives as long as the server (configs, certificates, logs).
     pub fn scratch(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Kills the server process (SIGKILL) and reaps it: simulates the upstream crashing.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 
     /// Runs SQL as root over the unix socket with the `mariadb` CLI; fails on any error.
