@@ -195,7 +195,13 @@ impl Gateway {
         // Map the limits onto the server where an equivalent exists.
         let l = &opts.limits;
         if let Some(n) = l.max_connections {
-            writeln!(sql, "SET GLOBAL max_connections = {n};")?;
+            // CONNECTION ADMIN (part of ALL) ignores max_connections (and MariaDB's minimum
+            // is 10).
+            writeln!(
+                sql,
+                "SET GLOBAL max_connections = {n};
+                 REVOKE CONNECTION ADMIN, SUPER ON *.* FROM '{APP_USER}'@'%';"
+            )?;
         }
         if let Some(s) = l.handshake_timeout_secs {
             // MariaDB's minimum is 2 s.

@@ -36,12 +36,17 @@ impl MariaDb {
     pub fn start_with_args(extra_args: &[String]) -> Result<MariaDb> {
         let dir = tempfile::Builder::new().prefix("gatehouse-mariadb-").tempdir()?;
         let datadir = dir.path().join("data");
+        // A private tmpdir: a starting mariadbd deletes every `#sql*` file in its tmpdir,
+        // including the temporary tables of another server's bootstrap running in parallel.
+        let tmpdir = dir.path().join("tmp");
+        std::fs::create_dir(&tmpdir)?;
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", datadir.display()))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
             .arg("--user=root")
+            .arg(format!("--tmpdir={}", tmpdir.display()))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
@@ -59,6 +64,7 @@ impl MariaDb {
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
             .arg("--user=root")
+            .arg(format!("--tmpdir={}", tmpdir.display()))
             .arg("--skip-name-resolve")
             .arg("--max-allowed-packet=64M")
             .arg("--max-connections=2000")

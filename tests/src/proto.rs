@@ -59,6 +59,8 @@ pub struct ErrPacket {
     pub message: String,
 }
 
+impl std::error::Error for ErrPacket {}
+
 impl std::fmt::Display for ErrPacket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ERROR {} ({}): {}", self.code, self.state, self.message)
@@ -102,7 +104,7 @@ pub struct Greeting {
 /// Parses the greeting (fails on an ERR packet, with its text).
 pub fn parse_greeting(p: &[u8]) -> Result<Greeting> {
     if let Some(e) = parse_err(p) {
-        bail!("server refused the connection: {e}");
+        return Err(anyhow::Error::new(e).context("the server sent an ERR instead of a greeting"));
     }
     let mut c = Cursor(p);
     if c.u8()? != 10 {
@@ -219,7 +221,9 @@ impl RawConn {
         Ok(RawConn { stream, greeting })
     }
 
-    /// Connects and logs in without TLS; fails with the server's ERR text if refused.
+    /// Connects and logs in without TLS. If the server refuses with an ERR packet (instead of
+    /// the greeting or after the handshake response), the error holds the [`ErrPacket`]: see
+    /// [`err_of`].
     pub fn login(
         addr: SocketAddr,
         user: &str,
@@ -264,7 +268,9 @@ impl RawConn {
             let (seq, p) = read_packet(&mut c.stream).context("reading the login result")?;
             match p.first() {
                 Some(0x00) => return Ok(c),
-                Some(0xff) => bail!("login refused: {}", parse_err(&p).unwrap()),
+                Some(0xff) => {
+                    return Err(anyhow::Error::new(parse_err(&p).unwrap()).context("login refused"))
+                }
                 Some(0xfe) => {
                     // Auth switch: plugin name, NUL, new scramble.
                     let mut cur = Cursor(&p[1..]);
@@ -326,6 +332,11 @@ impl RawConn {
         }
         Ok((first, n))
     }
+}
+
+/// The ERR packet behind an error from this module, if the server sent one.
+pub fn err_of(e: &anyhow::Error) -> Option<&ErrPacket> {
+    e.downcast_ref::<ErrPacket>()
 }
 
 /// Reads until the peer closes the connection or `deadline` passes. Returns what arrived

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,10 +18,10 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `cmd` with stdout and stderr appended to `log`.
+    /// Starts `cmd` with stdout and stderr written to `log`.
     pub fn spawn_logged(name: &str, cmd: &mut Command, log: &Path) -> Result<Service> {
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = cmd
+        let child = detach_from_terminal(cmd)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -35,7 +36,7 @@ impl Service {
 
     /// Starts `cmd` writing to this terminal.
     pub fn spawn_foreground(name: &str, cmd: &mut Command) -> Result<Service> {
-        let child = cmd
+        let child = detach_from_terminal(cmd)
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {name} ({cmd:?})"))?;
@@ -121,6 +122,21 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Puts the child in its own process group, so a Ctrl-C in the terminal reaches only the
+/// xtask, which then stops its children in order; and has the kernel send the child SIGTERM
+/// if the xtask dies without doing so.
+fn detach_from_terminal(cmd: &mut Command) -> &mut Command {
+    cmd.process_group(0);
+    // SAFETY: the closure runs between fork and exec and only calls prctl, which is
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        })
     }
 }
 

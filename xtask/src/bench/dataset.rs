@@ -11,10 +11,8 @@ use gatehouse_tests::{MariaDb, TEST_DB};
 pub const TABLES: u32 = 4;
 /// Rows per `sbtest` table.
 pub const TABLE_SIZE: u32 = 10_000;
-/// Rows in `big`, each about [`BIG_ROW_BYTES`] on the wire.
+/// Rows in `big`, each about 200 bytes in a text-protocol result.
 pub const BIG_ROWS: usize = 10_000;
-/// Approximate bytes per `big` row in a text-protocol result.
-pub const BIG_ROW_BYTES: usize = 200;
 
 /// Creates and fills the tables (a few seconds; MariaDB's `seq_1_to_N` sequence tables do the
 /// row generation server-side).

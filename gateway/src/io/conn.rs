@@ -1,0 +1,253 @@
+//! One connection, driven the same way under both runtimes.
+//!
+//! Per connection there are up to three tasks on the worker's single thread, sharing the
+//! [`Session`] through `Rc<RefCell<_>>`:
+//!
+//! ```text
+//! client reader ─┐                          ┌─▶ client socket (writes, in order, one at a time)
+//! server reader ─┼─▶ Session::handle_* ─▶ flush
+//! timer ─────────┘                          └─▶ server socket
+//! ```
+//!
+//! Reads are never cancelled (an io_uring read in flight owns its buffer and may already have
+//! consumed bytes), so each socket has its own long-lived reader task. Writes to one socket are
+//! serialized by an async mutex that also holds that socket's reusable write buffer; a reader
+//! that is flushing waits for the peer to drain — that is the back-pressure.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use crate::session::{Event, Peer, Session, SessionConfig};
+
+/// A connected TCP socket with owned-buffer I/O (what io_uring needs; epoll adapts).
+pub(crate) trait Stream: Sized + 'static {
+    /// Reads into `buf`'s spare capacity, replacing its contents; returns bytes read (0 = EOF).
+    fn read(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// Writes all of `buf`.
+    fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
+    /// Shuts both directions down, waking a pending read.
+    fn shutdown(&self);
+}
+
+/// The runtime-specific pieces: connecting and spawning.
+pub(crate) trait Runtime: 'static {
+    /// The socket type.
+    type Stream: Stream;
+    /// Opens a TCP connection.
+    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>>;
+    /// Spawns a task on the current worker thread.
+    fn spawn(fut: impl Future<Output = ()> + 'static);
+}
+
+/// Read buffer sizes: small for clients (idle connections hold theirs), larger upstream
+/// (result sets flow that way).
+const CLIENT_READ_BUF: usize = 16 << 10;
+const SERVER_READ_BUF: usize = 64 << 10;
+
+struct Conn<R: Runtime> {
+    session: RefCell<Session>,
+    client: R::Stream,
+    server: RefCell<Option<Rc<R::Stream>>>,
+    client_writer: tokio::sync::Mutex<Vec<u8>>,
+    server_writer: tokio::sync::Mutex<Vec<u8>>,
+    /// Wakes the timer task when the deadline may have moved.
+    timer: tokio::sync::Notify,
+    done: Cell<bool>,
+    upstream: SocketAddr,
+    connect_timeout: Duration,
+}
+
+/// Serves one accepted client connection until the session ends.
+pub(crate) async fn serve<R: Runtime>(
+    client: R::Stream,
+    peer: SocketAddr,
+    cfg: Arc<SessionConfig>,
+    upstream: SocketAddr,
+    id: u64,
+) {
+    let random: [u8; 20] = rand::random();
+    let connect_timeout = cfg.limits.connect_timeout();
+    let session = Session::new(cfg, id, peer, Instant::now(), random);
+    let conn = Rc::new(Conn::<R> {
+        session: RefCell::new(session),
+        client,
+        server: RefCell::new(None),
+        client_writer: tokio::sync::Mutex::new(Vec::new()),
+        server_writer: tokio::sync::Mutex::new(Vec::new()),
+        timer: tokio::sync::Notify::new(),
+        done: Cell::new(false),
+        upstream,
+        connect_timeout,
+    });
+    R::spawn(timer_task(conn.clone()));
+    after_input(&conn).await;
+    client_reader(conn).await;
+}
+
+async fn client_reader<R: Runtime>(conn: Rc<Conn<R>>) {
+    let mut buf = Vec::with_capacity(CLIENT_READ_BUF);
+    while !conn.done.get() {
+        let (res, b) = conn.client.read(buf).await;
+        buf = b;
+        match res {
+            Ok(0) | Err(_) => {
+                conn.session.borrow_mut().handle_client_eof(Instant::now());
+                after_input(&conn).await;
+                break;
+            }
+            Ok(n) => {
+                conn.session
+                    .borrow_mut()
+                    .handle_client(Instant::now(), &buf[..n]);
+                after_input(&conn).await;
+            }
+        }
+    }
+}
+
+async fn server_reader<R: Runtime>(conn: Rc<Conn<R>>, server: Rc<R::Stream>) {
+    let mut buf = Vec::with_capacity(SERVER_READ_BUF);
+    while !conn.done.get() {
+        let (res, b) = server.read(buf).await;
+        buf = b;
+        match res {
+            Ok(0) | Err(_) => {
+                conn.session.borrow_mut().handle_server_eof(Instant::now());
+                after_input(&conn).await;
+                break;
+            }
+            Ok(n) => {
+                conn.session
+                    .borrow_mut()
+                    .handle_server(Instant::now(), &buf[..n]);
+                after_input(&conn).await;
+            }
+        }
+    }
+}
+
+async fn connect_task<R: Runtime>(conn: Rc<Conn<R>>) {
+    let result = match tokio::time::timeout(conn.connect_timeout, R::connect(conn.upstream)).await
+    {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no connection within {:?}", conn.connect_timeout)),
+    };
+    match result {
+        Ok(stream) => {
+            if conn.done.get() {
+                stream.shutdown();
+                return;
+            }
+            let stream = Rc::new(stream);
+            *conn.server.borrow_mut() = Some(stream.clone());
+            conn.session
+                .borrow_mut()
+                .handle_server_connected(Instant::now());
+            R::spawn(server_reader(conn.clone(), stream));
+        }
+        Err(reason) => {
+            conn.session
+                .borrow_mut()
+                .handle_server_unreachable(Instant::now(), &reason);
+        }
+    }
+    after_input(&conn).await;
+}
+
+async fn timer_task<R: Runtime>(conn: Rc<Conn<R>>) {
+    while !conn.done.get() {
+        let deadline = conn.session.borrow().poll_timeout();
+        match deadline {
+            Some(at) => {
+                let sleep = tokio::time::sleep_until(at.into());
+                tokio::select! {
+                    _ = sleep => {
+                        conn.session.borrow_mut().handle_timeout(Instant::now());
+                        after_input(&conn).await;
+                    }
+                    _ = conn.timer.notified() => {}
+                }
+            }
+            None => conn.timer.notified().await,
+        }
+    }
+}
+
+/// Drains the session's outputs after any input: events, then bytes, then the timer, then
+/// closing.
+async fn after_input<R: Runtime>(conn: &Rc<Conn<R>>) {
+    loop {
+        let event = conn.session.borrow_mut().poll_event();
+        let Some(event) = event else { break };
+        match event {
+            Event::ConnectUpstream => R::spawn(connect_task(conn.clone())),
+            Event::Closed(reason) => debug!(?reason, "session closed"),
+            Event::Authenticated {
+                identity,
+                upstream_connection_id,
+                ..
+            } => info!(identity = %identity.name, upstream_connection_id, "session started"),
+            Event::Command(record) => debug!(command = %record.command, "command done"),
+            Event::ApprovalRequested { request_id } => debug!(request_id, "approval requested"),
+        }
+    }
+    flush(conn, Peer::Client).await;
+    flush(conn, Peer::Server).await;
+    conn.timer.notify_one();
+    if conn.session.borrow().is_closed() && !conn.done.get() {
+        // Let queued bytes (a final ERR) reach the sockets, then close both.
+        flush(conn, Peer::Client).await;
+        conn.done.set(true);
+        conn.client.shutdown();
+        if let Some(s) = conn.server.borrow().as_ref() {
+            s.shutdown();
+        }
+        conn.timer.notify_one();
+    }
+}
+
+async fn flush<R: Runtime>(conn: &Rc<Conn<R>>, to: Peer) {
+    let server = match to {
+        Peer::Client => None,
+        Peer::Server => match conn.server.borrow().clone() {
+            Some(s) => Some(s),
+            None => return,
+        },
+    };
+    let writer = match to {
+        Peer::Client => &conn.client_writer,
+        Peer::Server => &conn.server_writer,
+    };
+    let mut guard = writer.lock().await;
+    loop {
+        let mut buf = std::mem::take(&mut *guard);
+        if !conn.session.borrow_mut().poll_transmit(to, &mut buf) {
+            *guard = buf;
+            return;
+        }
+        let (res, buf) = match &server {
+            None => conn.client.write_all(buf).await,
+            Some(s) => s.write_all(buf).await,
+        };
+        *guard = buf;
+        if res.is_err() {
+            let now = Instant::now();
+            match to {
+                Peer::Client => conn.session.borrow_mut().handle_client_eof(now),
+                Peer::Server => conn.session.borrow_mut().handle_server_eof(now),
+            }
+            // Drop whatever else was queued for the dead socket.
+            let mut sink = Vec::new();
+            conn.session.borrow_mut().poll_transmit(to, &mut sink);
+            return;
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The epoll driver: tokio, one current-thread runtime per worker.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use super::conn::{Runtime, Stream};
+
+/// tokio as a [`Runtime`].
+pub(crate) struct Epoll;
+
+impl Stream for tokio::net::TcpStream {
+    async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        let cap = buf.capacity();
+        buf.resize(cap, 0);
+        loop {
+            if let Err(e) = self.readable().await {
+                buf.clear();
+                return (Err(e), buf);
+            }
+            match self.try_read(&mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return (Ok(n), buf);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    buf.clear();
+                    return (Err(e), buf);
+                }
+            }
+        }
+    }
+
+    async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let mut at = 0;
+        while at < buf.len() {
+            if let Err(e) = self.writable().await {
+                return (Err(e), buf);
+            }
+            match self.try_write(&buf[at..]) {
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    fn shutdown(&self) {
+        let _ = socket2::SockRef::from(self).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Runtime for Epoll {
+    type Stream = tokio::net::TcpStream;
+
+    async fn connect(addr: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+
+    fn spawn(fut: impl Future<Output = ()> + 'static) {
+        tokio::task::spawn_local(fut);
+    }
+}
+
+/// Runs one worker thread's accept loops until `shutdown` fires.
+pub(crate) fn run_worker(
+    listeners: Vec<(std::net::TcpListener, super::ListenerShared)>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let mut loops = Vec::new();
+        for (std_listener, shared) in listeners {
+            std_listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            let mut shutdown = shutdown.clone();
+            loops.push(tokio::task::spawn_local(async move {
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, peer)) => {
+                                let _ = stream.set_nodelay(true);
+                                super::accept::<Epoll>(stream, peer, &shared);
+                            }
+                            Err(e) => super::accept_error(&e).await,
+                        },
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }));
+        }
+        for l in loops {
+            let _ = l.await;
+        }
+        io::Result::Ok(())
+    })
+}

@@ -1,0 +1,122 @@
+//! The seams later stages plug into, called by the session at fixed points of each command:
+//!
+//! ```text
+//! client command ──▶ CommandGate::decide ──allow──▶ upstream
+//!                        │ refuse ──▶ ERR to client        │ hold ──▶ wait for handle_approval
+//! upstream rows  ──▶ RowTransform::on_row ──▶ client       (skipped when is_identity())
+//! every command  ──▶ Event::Command (recorder)
+//! ```
+//!
+//! Both are synchronous and must not block: policy, masking and recording build on them.
+
+use crate::auth::Identity;
+use crate::wire::command::CommandPacket;
+use crate::wire::ErrorCode;
+
+/// What the gate decided for one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward it.
+    Allow,
+    /// Answer with this error instead; the connection stays usable.
+    Refuse {
+        /// Code and SQLSTATE.
+        code: ErrorCode,
+        /// Message shown to the user.
+        message: String,
+    },
+    /// Hold it on the wire until [`super::Session::handle_approval`] is called with this id.
+    Hold {
+        /// The approval request id.
+        request_id: u64,
+    },
+}
+
+/// What the session knows when asking for a decision.
+#[derive(Debug)]
+pub struct CommandContext<'a> {
+    /// The session.
+    pub session_id: u64,
+    /// Who is logged in.
+    pub identity: &'a Identity,
+    /// The current default database, when known.
+    pub database: Option<&'a str>,
+}
+
+/// Decides, before anything is forwarded, whether a command may reach the upstream.
+pub trait CommandGate: Send + Sync {
+    /// Decides for one command.
+    fn decide(&self, ctx: &CommandContext<'_>, command: &CommandPacket<'_>) -> Decision;
+}
+
+/// The gate of this stage of the project: everything the wire layer understands is allowed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllowAll;
+
+impl CommandGate for AllowAll {
+    fn decide(&self, _: &CommandContext<'_>, _: &CommandPacket<'_>) -> Decision {
+        Decision::Allow
+    }
+}
+
+/// A result column as the row transform sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    /// Database.
+    pub schema: String,
+    /// Physical table.
+    pub org_table: String,
+    /// Physical column.
+    pub org_name: String,
+    /// Alias shown to the client.
+    pub name: String,
+    /// Column type code.
+    pub column_type: u8,
+}
+
+/// Which encoding a row uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFormat {
+    /// Text protocol (COM_QUERY).
+    Text,
+    /// Binary protocol (COM_STMT_EXECUTE / FETCH).
+    Binary,
+}
+
+/// Rewrites result rows on their way to the client.
+pub trait RowTransform: Send + Sync {
+    /// When true the session forwards rows untouched and never calls [`RowTransform::on_row`].
+    fn is_identity(&self) -> bool;
+    /// Appends the row to send in place of `payload` (a whole row payload) to `out`.
+    fn on_row(&self, columns: &[ColumnInfo], format: RowFormat, payload: &[u8], out: &mut Vec<u8>);
+}
+
+/// Rows pass unchanged (the default).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PassThrough;
+
+
+
+
+impl RowTransform for PassThrough {
+    fn is_identity(&self) -> bool {
+        true
+    }
+    fn on_row(&self, _: &[ColumnInfo], _: RowFormat, payload: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(payload);
+    }
+}
+
+impl ColumnInfo {
+    /// The parts of a column definition the transform needs.
+    pub fn from_definition(c: &crate::wire::resultset::ColumnDefinition<'_>) -> ColumnInfo {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        ColumnInfo {
+            schema: text(c.schema),
+            org_table: text(c.org_table),
+            org_name: text(c.org_name),
+            name: text(c.name),
+            column_type: c.column_type,
+        }
+    }
+}
