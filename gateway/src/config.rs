@@ -849,10 +849,12 @@ impl<'de> Deserialize<'de> for Located {
                         let _: Option<String> = map.next_key()?;
                         let end: usize = map.next_value()?;
                         let _: Option<String> = map.next_key()?;
-                        let node: Located = map.next_value()?;
+                        // The value itself, asked for plainly: asking for `Spanned` again
+                        // would get the same span again, forever.
+                        let Plain(node) = map.next_value()?;
                         return Ok(Located {
                             span: Some(start..end),
-                            node: node.node,
+                            node,
                         });
                     }
                     entries.push((key, map.next_value()?));
@@ -860,6 +862,14 @@ impl<'de> Deserialize<'de> for Located {
                 Ok(Located::bare(Node::Table(entries)))
             }
         }
+        /// A value's shape without asking for its span.
+        struct Plain(Node);
+        impl<'de> Deserialize<'de> for Plain {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(LocatedVisitor).map(|l| Plain(l.node))
+            }
+        }
+
         d.deserialize_struct(NAME, &FIELDS, LocatedVisitor)
     }
 }
@@ -1281,7 +1291,7 @@ secret = "{}"
     fn syntax_error_is_located_on_one_line() {
         let text = minimal().replace("[[listener]]", "[[listener]");
         let e = error(&text);
-        assert_has(&e, "t.toml:1:12: invalid table header; expected");
+        assert_has(&e, "t.toml:1:11: invalid table header; expected `.`, `]]`");
         assert!(!e.contains('\n'), "{e:?}");
     }
 

@@ -5,8 +5,8 @@
 //! mysql_native_password:  response ─▶ verify (needs the identity's native hash)
 //! caching_sha2_password:  response ─▶ fast path hit ─▶ 0x01 0x03 (fast auth ok)
 //!                                  └▶ miss, over TLS ─▶ 0x01 0x04, client sends password<NUL>
-//!                                  └▶ miss, plaintext, native hash known ─▶ switch to native
-//! any other plugin:       switch to caching_sha2 (TLS or no native hash) or native
+//!                                  └▶ miss, plaintext ─▶ switch to native
+//! any other plugin:       switch to caching_sha2 (TLS) or native (plaintext)
 //! ```
 //! The gateway never asks for a cleartext password on a plaintext connection, and every
 //! failure looks the same to the client (no oracle about which part failed).
@@ -54,10 +54,12 @@ pub(crate) fn start(
     nonce: &[u8],
     tls: bool,
 ) -> AuthStep {
+    // Which plugin to continue with never depends on the user (no user-existence oracle):
+    // over TLS caching_sha2 (full authentication possible), in plaintext native.
     match plugin {
-        NATIVE if store.has_native(user) => native(store, user, response, nonce),
+        NATIVE => native(store, user, response, nonce, tls),
         CACHING_SHA2 => sha2(store, user, response, nonce, tls),
-        _ if tls || !store.has_native(user) => switch(user, CACHING_SHA2, nonce),
+        _ if tls => switch(user, CACHING_SHA2, nonce),
         _ => switch(user, NATIVE, nonce),
     }
 }
@@ -72,7 +74,7 @@ pub(crate) fn resume(
 ) -> AuthStep {
     let user = state.user.as_str();
     match state.expect {
-        Expect::SwitchResponse(NATIVE) => native(store, user, payload, nonce),
+        Expect::SwitchResponse(NATIVE) => native(store, user, payload, nonce, tls),
         Expect::SwitchResponse(_) => sha2(store, user, payload, nonce, tls),
         Expect::FullAuthPassword => {
             let password = payload.strip_suffix(&[0]).unwrap_or(payload);
@@ -84,9 +86,11 @@ pub(crate) fn resume(
     }
 }
 
-fn native(store: &IdentityStore, user: &str, response: &[u8], nonce: &[u8]) -> AuthStep {
+fn native(store: &IdentityStore, user: &str, response: &[u8], nonce: &[u8], tls: bool) -> AuthStep {
     match store.verify_native(user, nonce, response) {
         Some(id) => AuthStep::Accepted(None, id),
+        // Over TLS, identities without a native hash can still prove themselves in full.
+        None if tls => switch(user, CACHING_SHA2, nonce),
         None => AuthStep::Refused("wrong password or unknown user (mysql_native_password)"),
     }
 }
@@ -109,10 +113,9 @@ fn sha2(store: &IdentityStore, user: &str, response: &[u8], nonce: &[u8], tls: b
                 },
             )
         }
-        FastAuth::NeedFullAuth if store.has_native(user) => switch(user, NATIVE, nonce),
-        FastAuth::NeedFullAuth => {
-            AuthStep::Refused("caching_sha2 full authentication needs TLS and no native hash")
-        }
+        // Plaintext and nothing cached: the password may not travel in clear, so fall back to
+        // mysql_native_password (which fails for identities stored without a native hash).
+        FastAuth::NeedFullAuth => switch(user, NATIVE, nonce),
         FastAuth::Failed => AuthStep::Refused("wrong password (caching_sha2 fast path)"),
     }
 }

@@ -531,7 +531,6 @@ impl Session {
                 self.forward_command(now, received, &cmd, &packet);
             }
             Verdict::Deny(reason) => {
-                self.client_seq = 0;
                 self.refuse(
                     now,
                     received,
@@ -845,7 +844,9 @@ impl Session {
             CommandPacket::InitDb { schema } => Some(String::from_utf8_lossy(schema).into_owned()),
             _ => None,
         };
-        self.server_seq = 0;
+        // The response continues the command's sequence (a command split into several
+        // frames shifts it).
+        self.server_seq = self.client_seq;
         self.deadline = None;
         self.state = State::Response(Box::new(InFlight {
             response: Response::new(expect, self.caps),

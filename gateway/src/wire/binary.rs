@@ -195,11 +195,17 @@ pub fn parse_execute_params<'a>(
             )));
         };
         let mut values = Vec::with_capacity(num_params);
-        for n in 0..num_params {
+        if effective.len() < num_params {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::Verify,
+            )));
+        }
+        for (n, (ty, _)) in effective.iter().enumerate().take(num_params) {
             if is_null(bitmap, n, 0) || long_data.get(n).copied().unwrap_or(false) {
                 values.push(None);
             } else {
-                let (rest, v) = value(effective[n].0)(i)?;
+                let (rest, v) = value(*ty)(i)?;
                 values.push(Some(v));
                 i = rest;
             }
