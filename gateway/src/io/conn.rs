@@ -59,6 +59,8 @@ struct Conn<R: Runtime> {
     server_writer: tokio::sync::Mutex<Vec<u8>>,
     /// Wakes the timer task when the deadline may have moved.
     timer: tokio::sync::Notify,
+    /// The deadline the timer task sleeps until.
+    armed: Cell<Option<Instant>>,
     done: Cell<bool>,
     upstream: SocketAddr,
     connect_timeout: Duration,
@@ -82,6 +84,7 @@ pub(crate) async fn serve<R: Runtime>(
         client_writer: tokio::sync::Mutex::new(Vec::new()),
         server_writer: tokio::sync::Mutex::new(Vec::new()),
         timer: tokio::sync::Notify::new(),
+        armed: Cell::new(None),
         done: Cell::new(false),
         upstream,
         connect_timeout,
@@ -134,8 +137,7 @@ async fn server_reader<R: Runtime>(conn: Rc<Conn<R>>, server: Rc<R::Stream>) {
 }
 
 async fn connect_task<R: Runtime>(conn: Rc<Conn<R>>) {
-    let result = match tokio::time::timeout(conn.connect_timeout, R::connect(conn.upstream)).await
-    {
+    let result = match tokio::time::timeout(conn.connect_timeout, R::connect(conn.upstream)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no connection within {:?}", conn.connect_timeout)),
@@ -165,11 +167,12 @@ async fn connect_task<R: Runtime>(conn: Rc<Conn<R>>) {
 async fn timer_task<R: Runtime>(conn: Rc<Conn<R>>) {
     while !conn.done.get() {
         let deadline = conn.session.borrow().poll_timeout();
+        conn.armed.set(deadline);
         match deadline {
             Some(at) => {
-                let sleep = tokio::time::sleep_until(at.into());
                 tokio::select! {
-                    _ = sleep => {
+                    _ = tokio::time::sleep_until(at.into()) => {
+                        // The session ignores a deadline that has moved on meanwhile.
                         conn.session.borrow_mut().handle_timeout(Instant::now());
                         after_input(&conn).await;
                     }
@@ -178,6 +181,20 @@ async fn timer_task<R: Runtime>(conn: Rc<Conn<R>>) {
             }
             None => conn.timer.notified().await,
         }
+    }
+}
+
+/// Wakes the timer task only when the session's deadline moved earlier than the one the
+/// timer sleeps for (idle deadlines move later on every command: no wake-up per statement).
+fn rearm_timer<R: Runtime>(conn: &Conn<R>) {
+    let wanted = conn.session.borrow().poll_timeout();
+    let earlier = match (wanted, conn.armed.get()) {
+        (Some(w), Some(a)) => w < a,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if earlier {
+        conn.timer.notify_one();
     }
 }
 
@@ -201,7 +218,7 @@ async fn after_input<R: Runtime>(conn: &Rc<Conn<R>>) {
     }
     flush(conn, Peer::Client).await;
     flush(conn, Peer::Server).await;
-    conn.timer.notify_one();
+    rearm_timer(conn);
     if conn.session.borrow().is_closed() && !conn.done.get() {
         // Let queued bytes (a final ERR) reach the sockets, then close both.
         flush(conn, Peer::Client).await;

@@ -11,23 +11,16 @@ pub(crate) struct Epoll;
 
 impl Stream for tokio::net::TcpStream {
     async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let cap = buf.capacity();
-        buf.resize(cap, 0);
+        buf.clear();
         loop {
             if let Err(e) = self.readable().await {
-                buf.clear();
                 return (Err(e), buf);
             }
-            match self.try_read(&mut buf) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return (Ok(n), buf);
-                }
+            // Reads into the spare capacity: no zeroing of the buffer per read.
+            match self.try_read_buf(&mut buf) {
+                Ok(n) => return (Ok(n), buf),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => {
-                    buf.clear();
-                    return (Err(e), buf);
-                }
+                Err(e) => return (Err(e), buf),
             }
         }
     }

@@ -95,7 +95,8 @@ pub fn start(config: Config, mode: IoMode) -> Result<ServerHandle, StartError> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let identities = Arc::new(IdentityStore::from_config(&config.identities).map_err(StartError::Config)?);
+    let identities =
+        Arc::new(IdentityStore::from_config(&config.identities).map_err(StartError::Config)?);
     let connections = Arc::new(AtomicUsize::new(0));
     let next_id = Arc::new(AtomicU64::new(1));
 
@@ -104,9 +105,12 @@ pub fn start(config: Config, mode: IoMode) -> Result<ServerHandle, StartError> {
         (0..threads).map(|_| Vec::new()).collect();
     let mut addrs = Vec::new();
     for l in &config.listeners {
-        let target = config
-            .target(&l.target)
-            .ok_or_else(|| StartError::Config(format!("listener {:?}: unknown target {:?}", l.name, l.target)))?;
+        let target = config.target(&l.target).ok_or_else(|| {
+            StartError::Config(format!(
+                "listener {:?}: unknown target {:?}",
+                l.name, l.target
+            ))
+        })?;
         let shared = ListenerShared {
             session: Arc::new(session_config(&config, l, target, identities.clone())?),
             upstream: resolve(&target.address).map_err(StartError::Config)?,
@@ -117,8 +121,11 @@ pub fn start(config: Config, mode: IoMode) -> Result<ServerHandle, StartError> {
         learn_target(&shared, &config);
         let mut addr = l.address;
         for worker in per_worker.iter_mut() {
-            let listener = bind_reuseport(addr).map_err(|source| StartError::Bind { addr, source })?;
-            addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+            let listener =
+                bind_reuseport(addr).map_err(|source| StartError::Bind { addr, source })?;
+            addr = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
             worker.push((listener, shared.clone()));
         }
         info!(listener = %l.name, %addr, target = %l.target, ?driver, threads, "listening");
@@ -177,8 +184,9 @@ impl ServerHandle {
             .build()
             .expect("signal runtime");
         rt.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -190,7 +198,11 @@ impl ServerHandle {
 }
 
 /// Hands an accepted connection to a session task, or refuses it when at the limit.
-pub(crate) fn accept<R: conn::Runtime>(stream: R::Stream, peer: SocketAddr, shared: &ListenerShared) {
+pub(crate) fn accept<R: conn::Runtime>(
+    stream: R::Stream,
+    peer: SocketAddr,
+    shared: &ListenerShared,
+) {
     use conn::Stream;
     let open = shared.connections.fetch_add(1, Ordering::AcqRel);
     let guard = ConnectionSlot(shared.connections.clone());
@@ -264,16 +276,25 @@ fn session_config(
         UpstreamTlsMode::Disabled => None,
         UpstreamTlsMode::Required => {
             let ca = target.tls.ca.as_ref().ok_or_else(|| {
-                StartError::Config(format!("target {:?}: tls.mode = \"required\" needs tls.ca", target.name))
+                StartError::Config(format!(
+                    "target {:?}: tls.mode = \"required\" needs tls.ca",
+                    target.name
+                ))
             })?;
-            let host = target
-                .tls
-                .server_name
-                .clone()
-                .unwrap_or_else(|| target.address.rsplit_once(':').map_or(target.address.clone(), |(h, _)| h.to_owned()));
-            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| StartError::Config(format!("target {:?}: server name {host:?}: {e}", target.name)))?;
-            let cfg = upstream_client_tls(ca).map_err(|e| StartError::Config(format!("target {:?} TLS: {e}", target.name)))?;
+            let host = target.tls.server_name.clone().unwrap_or_else(|| {
+                target
+                    .address
+                    .rsplit_once(':')
+                    .map_or(target.address.clone(), |(h, _)| h.to_owned())
+            });
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+                StartError::Config(format!(
+                    "target {:?}: server name {host:?}: {e}",
+                    target.name
+                ))
+            })?;
+            let cfg = upstream_client_tls(ca)
+                .map_err(|e| StartError::Config(format!("target {:?} TLS: {e}", target.name)))?;
             Some((Arc::new(cfg), name))
         }
     };
@@ -284,7 +305,9 @@ fn session_config(
         client_tls,
         require_client_tls: listener.tls.as_ref().is_some_and(|t| t.require),
         upstream_user: target.user.clone(),
-        upstream_password: target.password().map_err(|e| StartError::Config(e.to_string()))?,
+        upstream_password: target
+            .password()
+            .map_err(|e| StartError::Config(e.to_string()))?,
         upstream_tls,
         limits: config.limits.clone(),
         gate: Arc::new(AllowAll),
@@ -296,7 +319,10 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn server_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, String> {
+fn server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, String> {
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
         std::fs::File::open(cert).map_err(|e| format!("{}: {e}", cert.display()))?,
     ))

@@ -68,7 +68,9 @@ impl Channel {
         };
         while !data.is_empty() {
             // read_tls takes at most one buffer's worth at a time; loop until all is taken.
-            let n = tls.read_tls(&mut data).expect("reading from a slice cannot fail");
+            let n = tls
+                .read_tls(&mut data)
+                .expect("reading from a slice cannot fail");
             if n == 0 {
                 break;
             }

@@ -43,9 +43,8 @@ use crate::config::LimitsConfig;
 use crate::wire::command::{parse_command, ChangeUser, CommandPacket};
 use crate::wire::frame::{parse_packet, write_packet, write_packet_with, FrameError, Packet};
 use crate::wire::handshake::{
-    encode_handshake_response, encode_handshake_v10, encode_ssl_request,
-    parse_handshake_response, parse_handshake_v10, parse_ssl_request, HandshakeResponse41,
-    HandshakeV10, SSL_REQUEST_LEN,
+    encode_handshake_response, encode_handshake_v10, encode_ssl_request, parse_handshake_response,
+    parse_handshake_v10, parse_ssl_request, HandshakeResponse41, HandshakeV10, SSL_REQUEST_LEN,
 };
 use crate::wire::response::{encode_gateway_err, encode_ok, OkPacket, ERR_HEADER, OK_HEADER};
 use crate::wire::resultset::parse_column_definition;
@@ -113,7 +112,10 @@ impl TargetInfo {
 
     /// What is known, if a greeting has been seen.
     pub fn get(&self) -> Option<LearnedTarget> {
-        self.learned.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.learned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -134,7 +136,10 @@ pub struct SessionConfig {
     /// Its password (held by the gateway, never seen by clients).
     pub upstream_password: String,
     /// TLS to the upstream: client config and the name to verify.
-    pub upstream_tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    pub upstream_tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     /// Limits.
     pub limits: LimitsConfig,
     /// Decides on every command.
@@ -279,6 +284,12 @@ pub struct Session {
     client_seq: u8,
     /// Sequence id of the last packet from the server.
     server_seq: u8,
+    /// What to add to the server's sequence ids on the way to the client (non-zero only after
+    /// a row transform changed how many frames a row takes).
+    seq_shift: u8,
+    /// Column definitions of open cursors, by statement id (kept only when rows are
+    /// transformed: COM_STMT_FETCH rows need the columns the EXECUTE announced).
+    cursor_columns: std::collections::HashMap<u32, Vec<ColumnInfo>>,
     hello: ClientHello,
     identity: Option<Identity>,
     database: Option<String>,
@@ -314,6 +325,8 @@ impl Session {
             caps: CapabilityFlags::empty(),
             client_seq: 0,
             server_seq: 0,
+            seq_shift: 0,
+            cursor_columns: Default::default(),
             hello: ClientHello::default(),
             identity: None,
             database: None,
@@ -460,10 +473,7 @@ impl Session {
             }
             _ => {
                 warn!(session = self.id, "upstream closed the connection");
-                let seq = match self.state {
-                    State::Response(_) => self.server_seq.wrapping_add(1),
-                    _ => self.client_seq.wrapping_add(1),
-                };
+                let seq = self.next_client_seq();
                 self.send_client_err_seq(
                     seq,
                     ErrorCode::CR_SERVER_LOST,
@@ -496,6 +506,18 @@ impl Session {
                 self.close(CloseReason::Timeout("idle"));
             }
             State::Response(_) | State::Held { .. } => {}
+            State::ConnectingUpstream
+            | State::UpstreamGreeting
+            | State::UpstreamTls
+            | State::UpstreamAuth(_) => {
+                warn!(session = self.id, target = %self.cfg.target_name, "upstream login timed out");
+                let msg = format!(
+                    "Gatehouse: target '{}' did not answer in time, try again later",
+                    self.cfg.target_name
+                );
+                self.send_client_err(ErrorCode::CR_CONN_HOST_ERROR, &msg);
+                self.close(CloseReason::UpstreamUnavailable("login timed out".into()));
+            }
             _ => {
                 info!(session = self.id, peer = %self.peer, "handshake timeout");
                 self.send_client_err(ErrorCode::ER_HANDSHAKE_ERROR, "Bad handshake: timed out");
@@ -540,6 +562,9 @@ impl Session {
                 );
             }
         }
+        if matches!(self.state, State::Idle) && !self.client.inbound.is_empty() {
+            self.resume_client(now);
+        }
     }
 
     // ----- client side ----------------------------------------------------------------------
@@ -567,8 +592,9 @@ impl Session {
                 Ok(None) => return used,
                 Err(FrameError::TooLarge { len, max }) => {
                     warn!(session = self.id, len, max, "client packet too large");
+                    let seq = crate::wire::frame::parse_header(&buf[used..]).map_or(0, |(_, s)| s);
                     self.send_client_err_seq(
-                        self.client_seq.wrapping_add(1),
+                        seq.wrapping_add(1),
                         ErrorCode::ER_NET_PACKET_TOO_LARGE,
                         "Got a packet bigger than 'max_allowed_packet' bytes",
                     );
@@ -710,8 +736,8 @@ impl Session {
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .collect(),
         };
-        let plugin = String::from_utf8_lossy(r.auth_plugin.unwrap_or(b"mysql_native_password"))
-            .into_owned();
+        let plugin =
+            String::from_utf8_lossy(r.auth_plugin.unwrap_or(b"mysql_native_password")).into_owned();
         let step = client_auth::start(
             &self.cfg.identities,
             &user,
@@ -813,6 +839,8 @@ impl Session {
                             packet: raw.to_vec(),
                             received: now,
                         };
+                        // Waiting for a human is not idleness; approvals bring their own timeout.
+                        self.deadline = None;
                         self.events
                             .push_back(Event::ApprovalRequested { request_id });
                     }
@@ -821,7 +849,13 @@ impl Session {
         }
     }
 
-    fn forward_command(&mut self, now: Instant, received: Instant, cmd: &CommandPacket<'_>, raw: &[u8]) {
+    fn forward_command(
+        &mut self,
+        now: Instant,
+        received: Instant,
+        cmd: &CommandPacket<'_>,
+        raw: &[u8],
+    ) {
         self.server.send(raw);
         let expect = Expect::for_command(cmd);
         let (sql, stmt_id) = describe(cmd);
@@ -835,6 +869,9 @@ impl Session {
             finished: now,
             response_bytes: 0,
         };
+        if let CommandPacket::StmtClose { stmt_id } = cmd {
+            self.cursor_columns.remove(stmt_id);
+        }
         if expect == Expect::Nothing {
             self.events.push_back(Event::Command(record));
             self.state = State::Idle;
@@ -847,11 +884,20 @@ impl Session {
         // The response continues the command's sequence (a command split into several
         // frames shifts it).
         self.server_seq = self.client_seq;
+        self.seq_shift = 0;
         self.deadline = None;
+        let columns = match cmd {
+            CommandPacket::StmtFetch { stmt_id, .. } => self
+                .cursor_columns
+                .get(stmt_id)
+                .cloned()
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         self.state = State::Response(Box::new(InFlight {
             response: Response::new(expect, self.caps),
             record,
-            columns: Vec::new(),
+            columns,
             new_schema,
         }));
     }
@@ -980,9 +1026,12 @@ impl Session {
                     }
                 };
                 if flight.response.outcome.local_infile {
-                    warn!(session = self.id, "upstream asked for a local file; refused");
+                    warn!(
+                        session = self.id,
+                        "upstream asked for a local file; refused"
+                    );
                     self.send_client_err_seq(
-                        self.server_seq,
+                        self.server_seq.wrapping_add(self.seq_shift),
                         ErrorCode::ER_NOT_ALLOWED_COMMAND,
                         "Gatehouse: LOAD DATA LOCAL INFILE is not allowed",
                     );
@@ -992,8 +1041,18 @@ impl Session {
                 }
                 let before = self.client.pending();
                 self.forward_server_packet(&mut flight, role, payload, raw);
-                flight.record.response_bytes += (self.client.pending().saturating_sub(before)) as u64;
+                flight.record.response_bytes +=
+                    (self.client.pending().saturating_sub(before)) as u64;
                 if progress == Progress::Done {
+                    if let (Some(id), false) = (flight.record.stmt_id, flight.columns.is_empty()) {
+                        if flight.record.command == Command::COM_STMT_EXECUTE {
+                            self.cursor_columns
+                                .insert(id, std::mem::take(&mut flight.columns));
+                        }
+                    }
+                    if let Some(schema) = flight.response.outcome.schema.take() {
+                        flight.new_schema = Some(schema);
+                    }
                     let mut record = flight.record;
                     record.outcome = flight.response.outcome;
                     record.finished = now;
@@ -1042,9 +1101,15 @@ impl Session {
         }
     }
 
-    fn forward_server_packet(&mut self, flight: &mut InFlight, role: PacketRole, payload: &[u8], raw: &[u8]) {
-        let transform = &self.cfg.rows;
-        if transform.is_identity() {
+    fn forward_server_packet(
+        &mut self,
+        flight: &mut InFlight,
+        role: PacketRole,
+        payload: &[u8],
+        raw: &[u8],
+    ) {
+        if self.cfg.rows.is_identity() {
+            // The hot path: the server's bytes, as they are.
             self.client.send(raw);
             return;
         }
@@ -1053,30 +1118,46 @@ impl Session {
                 if let Ok(c) = parse_column_definition(payload) {
                     flight.columns.push(ColumnInfo::from_definition(&c));
                 }
-                self.client.send(raw);
+                self.forward_shifted(raw);
             }
             PacketRole::Row(format) => {
-                let seq = self.server_seq_of(raw);
+                let seq = raw[3].wrapping_add(self.seq_shift);
                 let transform = self.cfg.rows.clone();
                 let columns = &flight.columns;
                 let mut scratch = std::mem::take(&mut self.scratch);
+                let mut last = seq;
                 self.client.send_with(&mut scratch, |out| {
-                    write_packet_with(out, seq, |o| transform.on_row(columns, format, payload, o));
+                    last = write_packet_with(out, seq, |o| {
+                        transform.on_row(columns, format, payload, o)
+                    });
                 });
                 self.scratch = scratch;
+                // A rewritten row may need more or fewer 16 MiB frames than the original:
+                // renumber everything after it.
+                self.seq_shift = last.wrapping_sub(self.server_seq);
             }
             PacketRole::Other => {
                 if flight.response.at_result_start_or_columns() {
                     // A new result set: its column definitions follow.
                     flight.columns.clear();
                 }
-                self.client.send(raw);
+                self.forward_shifted(raw);
             }
         }
     }
 
-    fn server_seq_of(&self, raw: &[u8]) -> u8 {
-        raw.get(3).copied().unwrap_or(0)
+    /// Forwards whole frames, renumbered by the current sequence shift.
+    fn forward_shifted(&mut self, raw: &[u8]) {
+        if self.seq_shift == 0 {
+            return self.client.send(raw);
+        }
+        let mut copy = raw.to_vec();
+        let mut at = 0;
+        while let Some((len, seq)) = crate::wire::frame::parse_header(&copy[at..]) {
+            copy[at + 3] = seq.wrapping_add(self.seq_shift);
+            at += crate::wire::frame::HEADER_LEN + len;
+        }
+        self.client.send(&copy);
     }
 
     fn on_upstream_greeting(&mut self, now: Instant, payload: &[u8]) {
@@ -1100,12 +1181,14 @@ impl Session {
             ));
         }
         let nonce = greeting.nonce();
-        let plugin = String::from_utf8_lossy(greeting.auth_plugin.unwrap_or(b"mysql_native_password"))
-            .into_owned();
+        let plugin =
+            String::from_utf8_lossy(greeting.auth_plugin.unwrap_or(b"mysql_native_password"))
+                .into_owned();
         self.pending_login = Some((plugin, nonce));
         if let Some((tls, name)) = self.cfg.upstream_tls.clone() {
             if !greeting.capabilities.contains(CapabilityFlags::CLIENT_SSL) {
-                return self.upstream_failed("upstream does not offer TLS, which is required".into());
+                return self
+                    .upstream_failed("upstream does not offer TLS, which is required".into());
             }
             let mut req = Vec::new();
             encode_ssl_request(
@@ -1139,7 +1222,10 @@ impl Session {
             | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
             | CapabilityFlags::CLIENT_CONNECT_ATTRS
             | CapabilityFlags::CLIENT_LONG_PASSWORD;
-        caps.set(CapabilityFlags::CLIENT_CONNECT_WITH_DB, self.hello.database.is_some());
+        caps.set(
+            CapabilityFlags::CLIENT_CONNECT_WITH_DB,
+            self.hello.database.is_some(),
+        );
         caps.set(CapabilityFlags::CLIENT_SSL, self.cfg.upstream_tls.is_some());
         caps
     }
@@ -1151,7 +1237,11 @@ impl Session {
         };
         let password = self.cfg.upstream_password.clone();
         let (auth, plugin) = upstream::first_response(&plugin, &nonce, password.as_bytes());
-        let identity = self.identity.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
         let session = self.id.to_string();
         let client_addr = self.peer.to_string();
         let mut attrs: Vec<(&[u8], &[u8])> = self
@@ -1238,9 +1328,8 @@ impl Session {
         let status = crate::wire::response::parse_ok(ok_payload, self.caps)
             .map(|ok| ok.status)
             .unwrap_or_default();
-        if self.hello.database.is_none() {
-            self.database = None;
-        }
+        // Without a schema the upstream keeps its default database across the reset; so does
+        // the gateway's view of it.
         self.events.push_back(Event::Authenticated {
             identity: identity.clone(),
             upstream_connection_id: self.upstream_connection_id,
@@ -1361,16 +1450,22 @@ impl Session {
 
     fn upstream_failed(&mut self, why: String) {
         warn!(session = self.id, target = %self.cfg.target_name, reason = %why, "upstream failure");
-        let seq = match self.state {
-            State::Response(_) => self.server_seq.wrapping_add(1),
-            _ => self.client_seq.wrapping_add(1),
-        };
+        let seq = self.next_client_seq();
         self.send_client_err_seq(
             seq,
             ErrorCode::CR_SERVER_LOST,
             "Gatehouse: lost connection to the upstream server",
         );
         self.close(CloseReason::UpstreamProtocolError(why));
+    }
+
+    /// The sequence id the client expects next: after the last relayed server packet while a
+    /// response streams, after its own last packet otherwise.
+    fn next_client_seq(&self) -> u8 {
+        match self.state {
+            State::Response(_) => self.server_seq.wrapping_add(1).wrapping_add(self.seq_shift),
+            _ => self.client_seq.wrapping_add(1),
+        }
     }
 
     fn close(&mut self, reason: CloseReason) {

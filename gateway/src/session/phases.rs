@@ -95,9 +95,6 @@ pub trait RowTransform: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PassThrough;
 
-
-
-
 impl RowTransform for PassThrough {
     fn is_identity(&self) -> bool {
         true

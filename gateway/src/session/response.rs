@@ -14,11 +14,11 @@
 //! its rows come with COM_STMT_FETCH. `[EOF]` packets are absent under CLIENT_DEPRECATE_EOF.
 
 use crate::wire::command::CommandPacket;
-use crate::wire::resultset::{parse_column_count, parse_stmt_prepare_ok};
 use crate::wire::response::{
     is_result_terminator, parse_err, parse_ok, terminator_status, ERR_HEADER, LOCAL_INFILE_HEADER,
     OK_HEADER,
 };
+use crate::wire::resultset::{parse_column_count, parse_stmt_prepare_ok};
 use crate::wire::{CapabilityFlags, Error, StatusFlags};
 
 use super::phases::RowFormat;
@@ -103,6 +103,8 @@ pub struct Outcome {
     pub prepared: Option<(u32, u16)>,
     /// The server asked the client for a local file (refused).
     pub local_infile: bool,
+    /// New default database reported by session-state tracking (`USE db`).
+    pub schema: Option<String>,
 }
 
 /// A server response being followed.
@@ -163,6 +165,9 @@ impl Response {
                     let ok = parse_ok(payload, self.caps)?;
                     self.outcome.affected_rows += ok.affected_rows;
                     self.outcome.warnings = ok.warnings;
+                    if let Some(schema) = ok.session_state.and_then(tracked_schema) {
+                        self.outcome.schema = Some(schema);
+                    }
                     (PacketRole::Other, self.after_status(ok.status))
                 }
                 Some(LOCAL_INFILE_HEADER) => {
@@ -249,7 +254,9 @@ impl Response {
                 };
                 (PacketRole::Other, progress)
             }
-            Stage::PrepareParamsEof { columns } => (PacketRole::Other, self.prepare_columns(columns)),
+            Stage::PrepareParamsEof { columns } => {
+                (PacketRole::Other, self.prepare_columns(columns))
+            }
             Stage::PrepareColumns(left) => {
                 let progress = if left > 1 {
                     self.stage = Stage::PrepareColumns(left - 1);
@@ -291,15 +298,42 @@ impl Response {
     }
 }
 
+/// The schema in session-state information, if it reports one.
+///
+/// ```text
+/// session_state := (type:u8 data<lenenc>)*      type 0x01 = SESSION_TRACK_SCHEMA, data = name<lenenc>
+/// ```
+fn tracked_schema(mut state: &[u8]) -> Option<String> {
+    use crate::wire::codec::lenenc_bytes;
+    let mut found = None;
+    while let Some((&kind, rest)) = state.split_first() {
+        let (rest, data) = lenenc_bytes(rest).ok()?;
+        if kind == 0x01 {
+            let (_, name) = lenenc_bytes(data).ok()?;
+            found = Some(String::from_utf8_lossy(name).into_owned());
+        }
+        state = rest;
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::resultset::{encode_column_definition, encode_stmt_prepare_ok, StmtPrepareOk};
     use crate::wire::response::{encode_eof, encode_ok, EofPacket, OkPacket};
+    use crate::wire::resultset::{encode_column_definition, encode_stmt_prepare_ok, StmtPrepareOk};
 
     fn ok(status: StatusFlags, header: u8, caps: CapabilityFlags) -> Vec<u8> {
         let mut v = Vec::new();
-        encode_ok(&mut v, &OkPacket { header, status, ..Default::default() }, caps);
+        encode_ok(
+            &mut v,
+            &OkPacket {
+                header,
+                status,
+                ..Default::default()
+            },
+            caps,
+        );
         v
     }
 
@@ -315,9 +349,25 @@ mod tests {
         let mut eof = Vec::new();
         encode_eof(&mut eof, &EofPacket::default());
         let mut eof_more = Vec::new();
-        encode_eof(&mut eof_more, &EofPacket { warnings: 0, status: StatusFlags::SERVER_MORE_RESULTS_EXISTS });
+        encode_eof(
+            &mut eof_more,
+            &EofPacket {
+                warnings: 0,
+                status: StatusFlags::SERVER_MORE_RESULTS_EXISTS,
+            },
+        );
         let mut r = Response::new(Expect::Results(RowFormat::Text), caps);
-        let steps = run(&mut r, &[vec![1], def, eof.clone(), vec![1, b'x'], eof_more, ok(StatusFlags::empty(), 0, caps)]);
+        let steps = run(
+            &mut r,
+            &[
+                vec![1],
+                def,
+                eof.clone(),
+                vec![1, b'x'],
+                eof_more,
+                ok(StatusFlags::empty(), 0, caps),
+            ],
+        );
         assert_eq!(steps.last().unwrap().1, Progress::Done);
         assert_eq!(steps[3], (PacketRole::Row(RowFormat::Text), Progress::More));
         assert!(steps[..5].iter().all(|s| s.1 == Progress::More));
@@ -330,8 +380,26 @@ mod tests {
         let mut def = Vec::new();
         encode_column_definition(&mut def, &Default::default());
         let mut r = Response::new(Expect::Results(RowFormat::Text), caps);
-        let steps = run(&mut r, &[vec![1], def, vec![1, b'a'], vec![0xFB], ok(StatusFlags::empty(), 0xFE, caps)]);
-        assert_eq!(steps.iter().map(|s| s.1).collect::<Vec<_>>(), [Progress::More, Progress::More, Progress::More, Progress::More, Progress::Done]);
+        let steps = run(
+            &mut r,
+            &[
+                vec![1],
+                def,
+                vec![1, b'a'],
+                vec![0xFB],
+                ok(StatusFlags::empty(), 0xFE, caps),
+            ],
+        );
+        assert_eq!(
+            steps.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [
+                Progress::More,
+                Progress::More,
+                Progress::More,
+                Progress::More,
+                Progress::Done
+            ]
+        );
         assert_eq!(r.outcome.rows, 2);
     }
 
@@ -339,13 +407,24 @@ mod tests {
     fn prepare_with_params_and_columns() {
         let caps = CapabilityFlags::CLIENT_PROTOCOL_41;
         let mut p = Vec::new();
-        encode_stmt_prepare_ok(&mut p, &StmtPrepareOk { stmt_id: 7, num_columns: 1, num_params: 2, warnings: 0 });
+        encode_stmt_prepare_ok(
+            &mut p,
+            &StmtPrepareOk {
+                stmt_id: 7,
+                num_columns: 1,
+                num_params: 2,
+                warnings: 0,
+            },
+        );
         let mut def = Vec::new();
         encode_column_definition(&mut def, &Default::default());
         let mut eof = Vec::new();
         encode_eof(&mut eof, &EofPacket::default());
         let mut r = Response::new(Expect::Prepare, caps);
-        let steps = run(&mut r, &[p, def.clone(), def.clone(), eof.clone(), def, eof]);
+        let steps = run(
+            &mut r,
+            &[p, def.clone(), def.clone(), eof.clone(), def, eof],
+        );
         assert_eq!(steps.iter().filter(|s| s.1 == Progress::Done).count(), 1);
         assert_eq!(steps.last().unwrap().1, Progress::Done);
         assert_eq!(r.outcome.prepared, Some((7, 2)));
@@ -357,7 +436,15 @@ mod tests {
         let mut def = Vec::new();
         encode_column_definition(&mut def, &Default::default());
         let mut r = Response::new(Expect::Results(RowFormat::Text), caps);
-        let steps = run(&mut r, &[vec![1], def, vec![1, b'a'], vec![0xFF, 0x10, 0x04, b'#', b'H', b'Y', b'0', b'0', b'0', b'x']]);
+        let steps = run(
+            &mut r,
+            &[
+                vec![1],
+                def,
+                vec![1, b'a'],
+                vec![0xFF, 0x10, 0x04, b'#', b'H', b'Y', b'0', b'0', b'0', b'x'],
+            ],
+        );
         assert_eq!(steps.last().unwrap().1, Progress::Done);
         assert_eq!(r.outcome.error, Some(0x0410));
     }

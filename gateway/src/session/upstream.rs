@@ -157,19 +157,27 @@ mod tests {
         let caps = CapabilityFlags::GATEWAY;
         assert!(matches!(l.on_packet(&[1, 4], caps, b"pw", false), LoginStep::Send(v) if v == [2]));
         // A garbage key is a clear failure, not a panic.
-        assert!(matches!(l.on_packet(b"\x01not a key", caps, b"pw", false), LoginStep::Failed(_)));
+        assert!(matches!(
+            l.on_packet(b"\x01not a key", caps, b"pw", false),
+            LoginStep::Failed(_)
+        ));
     }
 
     #[test]
     fn sha2_full_auth_over_tls_sends_the_password() {
         let mut l = UpstreamLogin::new("caching_sha2_password".into(), vec![1; 20]);
-        assert!(matches!(l.on_packet(&[1, 4], CapabilityFlags::GATEWAY, b"pw", true), LoginStep::Send(v) if v == b"pw\0"));
+        assert!(
+            matches!(l.on_packet(&[1, 4], CapabilityFlags::GATEWAY, b"pw", true), LoginStep::Send(v) if v == b"pw\0")
+        );
     }
 
     #[test]
     fn cleartext_is_never_sent_without_tls() {
         let mut l = UpstreamLogin::new("mysql_native_password".into(), vec![1; 20]);
         let switch = b"\xfemysql_clear_password\0";
-        assert!(matches!(l.on_packet(switch, CapabilityFlags::GATEWAY, b"pw", false), LoginStep::Failed(_)));
+        assert!(matches!(
+            l.on_packet(switch, CapabilityFlags::GATEWAY, b"pw", false),
+            LoginStep::Failed(_)
+        ));
     }
 }

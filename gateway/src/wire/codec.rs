@@ -33,7 +33,10 @@ pub fn lenenc_int(input: &[u8]) -> Res<'_, u64> {
 pub fn lenenc_bytes(input: &[u8]) -> Res<'_, &[u8]> {
     let (input, len) = lenenc_int(input)?;
     let len = usize::try_from(len).map_err(|_| {
-        nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::TooLarge))
+        nom::Err::Error(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::TooLarge,
+        ))
     })?;
     take(len)(input)
 }

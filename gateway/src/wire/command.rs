@@ -179,7 +179,10 @@ pub fn parse_command(payload: &[u8], caps: CapabilityFlags) -> Result<CommandPac
         Command::COM_STMT_PREPARE => CommandPacket::StmtPrepare { sql: body },
         Command::COM_FIELD_LIST => parse_all(what, body, |i: &[u8]| {
             let (i, table) = null_str_or_eof(i)?;
-            Ok((&i[i.len()..], CommandPacket::FieldList { table, wildcard: i }))
+            Ok((
+                &i[i.len()..],
+                CommandPacket::FieldList { table, wildcard: i },
+            ))
         })?,
         Command::COM_PROCESS_KILL => CommandPacket::ProcessKill {
             connection_id: parse_all(what, body, le_u32)?,

@@ -16,7 +16,8 @@ use nom::bytes::complete::take;
 use nom::number::complete::{le_u16, le_u32, le_u8};
 
 use super::codec::{
-    lenenc_bytes, lenenc_int, null_str, null_str_or_eof, parse_all, put_lenenc_bytes, put_null_str, Res,
+    lenenc_bytes, lenenc_int, null_str, null_str_or_eof, parse_all, put_lenenc_bytes, put_null_str,
+    Res,
 };
 use super::consts::{CapabilityFlags, StatusFlags};
 use super::Error;
@@ -316,8 +317,8 @@ mod tests {
     /// A greeting laid out as MariaDB 10.11 sends it (nonce replaced by letters), fields grouped.
     const MARIADB_GREETING: &[u8] = &[
         0x0a, // protocol 10
-        b'5', b'.', b'5', b'.', b'5', b'-', b'1', b'0', b'.', b'1', b'1', b'.', b'6', b'-',
-        b'M', b'a', b'r', b'i', b'a', b'D', b'B', 0, // version
+        b'5', b'.', b'5', b'.', b'5', b'-', b'1', b'0', b'.', b'1', b'1', b'.', b'6', b'-', b'M',
+        b'a', b'r', b'i', b'a', b'D', b'B', 0, // version
         0x03, 0, 0, 0, // connection id 3
         b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h', 0, // auth data 1 + filler
         0xfe, 0xf7, // caps lo
@@ -327,9 +328,9 @@ mod tests {
         0x15, // auth data len 21
         0, 0, 0, 0, 0, 0, // reserved
         0x1d, 0, 0, 0, // mariadb caps
-        b'i', b'j', b'k', b'l', b'm', b'n', b'o', b'p', b'q', b'r', b's', b't', 0,
-        b'm', b'y', b's', b'q', b'l', b'_', b'n', b'a', b't', b'i', b'v', b'e', b'_', b'p', b'a',
-        b's', b's', b'w', b'o', b'r', b'd', 0,
+        b'i', b'j', b'k', b'l', b'm', b'n', b'o', b'p', b'q', b'r', b's', b't', 0, b'm', b'y',
+        b's', b'q', b'l', b'_', b'n', b'a', b't', b'i', b'v', b'e', b'_', b'p', b'a', b's', b's',
+        b'w', b'o', b'r', b'd', 0,
     ];
 
     #[test]
@@ -340,7 +341,9 @@ mod tests {
         assert_eq!(h.nonce(), b"abcdefghijklmnopqrst");
         assert_eq!(h.auth_plugin, Some(&b"mysql_native_password"[..]));
         assert!(h.capabilities.contains(CapabilityFlags::CLIENT_PROTOCOL_41));
-        assert!(!h.capabilities.contains(CapabilityFlags::CLIENT_LONG_PASSWORD));
+        assert!(!h
+            .capabilities
+            .contains(CapabilityFlags::CLIENT_LONG_PASSWORD));
         let mut out = Vec::new();
         encode_handshake_v10(&mut out, &h);
         assert_eq!(out, MARIADB_GREETING);

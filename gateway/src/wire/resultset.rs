@@ -78,7 +78,14 @@ pub fn parse_column_definition(payload: &[u8]) -> Result<ColumnDefinition<'_>, E
 
 /// Appends a ColumnDefinition41 payload.
 pub fn encode_column_definition(out: &mut Vec<u8>, c: &ColumnDefinition<'_>) {
-    for s in [c.catalog, c.schema, c.table, c.org_table, c.name, c.org_name] {
+    for s in [
+        c.catalog,
+        c.schema,
+        c.table,
+        c.org_table,
+        c.name,
+        c.org_name,
+    ] {
         put_lenenc_bytes(out, s);
     }
     out.push(0x0c);
