@@ -30,7 +30,10 @@ impl Channel {
     /// Wraps the channel in TLS from now on. Bytes already buffered are plaintext that
     /// preceded the upgrade and must be empty: anything else is a protocol violation the
     /// caller reports.
-    pub(crate) fn start_tls(&mut self, conn: rustls::Connection) {
+    pub(crate) fn start_tls(&mut self, mut conn: rustls::Connection) {
+        // The session bounds what it queues (back-pressure happens in the driver); rustls's own
+        // 64 KiB cap on buffered plaintext would make large responses fail.
+        conn.set_buffer_limit(None);
         self.tls = Some(Box::new(conn));
         self.flush_tls();
     }
@@ -55,7 +58,8 @@ impl Channel {
         ))
     }
 
-    /// The peer's certificate chain (mTLS identities, later).
+    /// Whether bytes can be parsed straight from the socket's buffer (no TLS, nothing
+    /// buffered).
     pub(crate) fn is_plain_and_empty(&self) -> bool {
         self.tls.is_none() && self.inbound.is_empty()
     }
@@ -102,9 +106,11 @@ impl Channel {
         match self.tls.as_mut() {
             None => self.outbound.extend_from_slice(plaintext),
             Some(tls) => {
-                tls.writer()
-                    .write_all(plaintext)
-                    .expect("rustls buffers without limit by default");
+                // Cannot fail without a buffer limit; if it ever did, the peer would see a
+                // truncated stream and the session's sequence checks would end it.
+                if let Err(e) = tls.writer().write_all(plaintext) {
+                    tracing::error!(error = %e, "TLS write failed");
+                }
                 self.flush_tls();
             }
         }
