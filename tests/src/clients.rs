@@ -20,6 +20,19 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         .block_on(fut)
 }
 
+/// Runs an async test body on a fresh runtime, failing (instead of hanging) after `limit`.
+pub fn block_on_with_limit<T>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    block_on(async {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => anyhow::bail!("the test did not finish within {limit:?} (hung?)"),
+        }
+    })
+}
+
 /// `mysql_async` options for `gw` as its user, database `shop`, TCP only (never the server's
 /// unix socket, which `prefer_socket` would otherwise discover and use).
 pub fn mysql_opts(gw: &Gateway) -> mysql_async::OptsBuilder {
@@ -34,6 +47,7 @@ pub fn mysql_opts(gw: &Gateway) -> mysql_async::OptsBuilder {
 
 /// TLS options accepting the test's self-signed certificate.
 pub fn mysql_tls() -> mysql_async::SslOpts {
+    crate::gateway::install_crypto_provider();
     mysql_async::SslOpts::default()
         .with_danger_accept_invalid_certs(true)
         .with_danger_skip_domain_validation(true)
@@ -84,7 +98,13 @@ impl std::fmt::Display for CliOutput {
 
 /// Runs the `mariadb` CLI over TCP against `gw` in batch mode, feeding `stdin`. `args` come
 /// after the connection arguments (e.g. `--ssl`, `--force`, a database name).
-pub fn mariadb_cli(gw: &Gateway, user: &str, password: &str, args: &[&str], stdin: &str) -> Result<CliOutput> {
+pub fn mariadb_cli(
+    gw: &Gateway,
+    user: &str,
+    password: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Result<CliOutput> {
     let mut child = Command::new("mariadb")
         .arg("--no-defaults")
         .arg("--protocol=TCP")
@@ -97,6 +117,8 @@ pub fn mariadb_cli(gw: &Gateway, user: &str, password: &str, args: &[&str], stdi
         .arg(format!("--password={password}"))
         .arg("--batch")
         .arg("--connect-timeout=10")
+        // Without a locale the CLI would pick latin1.
+        .arg("--default-character-set=utf8mb4")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -182,5 +204,8 @@ pub fn run_python(gw: &Gateway, script: &str, tls: bool, extra: &[&str]) -> Resu
         .stderr(Stdio::piped())
         .spawn()
         .context("running python3")?;
-    Ok(CliOutput::from(wait_with_timeout(child, Duration::from_secs(180))?))
+    Ok(CliOutput::from(wait_with_timeout(
+        child,
+        Duration::from_secs(180),
+    )?))
 }

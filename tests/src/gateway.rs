@@ -143,6 +143,7 @@ impl Gateway {
     /// TLS: use [`TestEnv::start`].
     pub fn start(db: &MariaDb, opts: GatewayOptions) -> Result<Gateway> {
         init_tracing();
+        install_crypto_provider();
         if direct_mode() {
             return Gateway::start_direct(db, &opts);
         }
@@ -184,7 +185,10 @@ impl Gateway {
     }
 
     fn start_direct(db: &MariaDb, opts: &GatewayOptions) -> Result<Gateway> {
-        eprintln!("GATEHOUSE_TEST_DIRECT=1: testing MariaDB directly at {}", db.addr());
+        eprintln!(
+            "GATEHOUSE_TEST_DIRECT=1: testing MariaDB directly at {}",
+            db.addr()
+        );
         // The second identity exists as a MariaDB account, so that COM_CHANGE_USER tests run.
         let mut sql = format!(
             "CREATE USER IF NOT EXISTS '{b}'@'%' IDENTIFIED BY '{bp}';
@@ -211,7 +215,11 @@ impl Gateway {
             writeln!(sql, "SET GLOBAL wait_timeout = {s};")?;
         }
         if let Some(n) = l.max_packet_size {
-            writeln!(sql, "SET GLOBAL max_allowed_packet = {};", n.max(1024) / 1024 * 1024)?;
+            writeln!(
+                sql,
+                "SET GLOBAL max_allowed_packet = {};",
+                n.max(1024) / 1024 * 1024
+            )?;
         }
         db.root_sql(&sql)?;
         let tls = match opts.tls {
@@ -351,12 +359,25 @@ fn config_toml(
     Ok(t)
 }
 
-/// The stored form of an identity's secret, as `gatehouse hash-secret` prints it.
+/// The stored form of an identity's secret, as `gatehouse hash-secret` prints it. Computed once
+/// per test process and identity: argon2 takes seconds in an unoptimized build.
 fn identity_secret(password: &str) -> String {
-    // DEV-SHIM: gateway/src/auth/secret.rs is not written yet.
-    // gatehouse::auth::secret::StoredSecret::generate(password, &mut rand::thread_rng(), true)
-    //     .to_string()
-    format!("dev-shim-{password}")
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().unwrap().get(password) {
+        return s.clone();
+    }
+    let secret =
+        gatehouse::auth::secret::StoredSecret::generate(password, &mut rand::thread_rng(), true)
+            .to_string();
+    cache
+        .lock()
+        .unwrap()
+        .entry(password.to_string())
+        .or_insert(secret)
+        .clone()
 }
 
 /// A TOML basic string.
@@ -389,6 +410,7 @@ impl TestEnv {
     /// itself is started with a self-signed certificate (and `--require-secure-transport` for
     /// [`Tls::Require`]).
     pub fn start(opts: GatewayOptions) -> Result<TestEnv> {
+        let started = std::time::Instant::now();
         let db = if direct_mode() && opts.tls != Tls::Off {
             let certs = tempfile::Builder::new()
                 .prefix("gatehouse-certs-")
@@ -411,9 +433,23 @@ impl TestEnv {
         } else {
             MariaDb::start()?
         };
+        let db_ready = started.elapsed();
         let gw = Gateway::start(&db, opts)?;
+        eprintln!(
+            "test env ready: MariaDB in {db_ready:.1?}, gateway in {:.1?}",
+            started.elapsed() - db_ready
+        );
         Ok(TestEnv { gw, db })
     }
+}
+
+/// Installs rustls' ring provider as the process default (once; later calls are no-ops).
+///
+/// In this test binary rustls has both `ring` (workspace) and `aws-lc-rs` (mysql_async's rustls
+/// default features) enabled, so rustls cannot pick a default by itself and
+/// `ClientConfig::builder()`/`ServerConfig::builder()` would panic.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn init_tracing() {

@@ -34,7 +34,9 @@ impl MariaDb {
 
     /// Like [`MariaDb::start`], with extra `mariadbd` arguments (e.g. `--ssl-cert=…`).
     pub fn start_with_args(extra_args: &[String]) -> Result<MariaDb> {
-        let dir = tempfile::Builder::new().prefix("gatehouse-mariadb-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("gatehouse-mariadb-")
+            .tempdir()?;
         let datadir = dir.path().join("data");
         // A private tmpdir: a starting mariadbd deletes every `#sql*` file in its tmpdir,
         // including the temporary tables of another server's bootstrap running in parallel.
@@ -52,7 +54,10 @@ impl MariaDb {
             .output()
             .context("running mariadb-install-db (is mariadb-server installed? see .ci/run)")?;
         if !out.status.success() {
-            bail!("mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "mariadb-install-db failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let port = free_port()?;
         let log = std::fs::File::create(dir.path().join("mariadbd.log"))?;
@@ -122,7 +127,10 @@ impl MariaDb {
     pub fn root_sql(&self, sql: &str) -> Result<String> {
         let out = self.mariadb_cli(&["--user=root"], sql)?;
         if !out.status.success() {
-            bail!("root SQL failed: {}\n{sql}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "root SQL failed: {}\n{sql}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }

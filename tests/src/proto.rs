@@ -39,7 +39,10 @@ pub fn read_packet(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
 
 /// Writes one packet (payload must be < 16 MiB).
 pub fn write_packet(w: &mut impl Write, seq: u8, payload: &[u8]) -> io::Result<()> {
-    assert!(payload.len() < 0xff_ffff, "use write_frames for large payloads");
+    assert!(
+        payload.len() < 0xff_ffff,
+        "use write_frames for large payloads"
+    );
     let len = (payload.len() as u32).to_le_bytes();
     let mut buf = Vec::with_capacity(payload.len() + 4);
     buf.extend_from_slice(&[len[0], len[1], len[2], seq]);
@@ -75,7 +78,10 @@ pub fn parse_err(payload: &[u8]) -> Option<ErrPacket> {
     let code = u16::from_le_bytes([payload[1], payload[2]]);
     let rest = &payload[3..];
     let (state, message) = if rest.first() == Some(&b'#') && rest.len() >= 6 {
-        (String::from_utf8_lossy(&rest[1..6]).into_owned(), &rest[6..])
+        (
+            String::from_utf8_lossy(&rest[1..6]).into_owned(),
+            &rest[6..],
+        )
     } else {
         (String::new(), rest)
     };
@@ -125,7 +131,8 @@ pub fn parse_greeting(p: &[u8]) -> Result<Greeting> {
     let auth_plugin = if c.0.is_empty() {
         "mysql_native_password".to_string()
     } else {
-        c.nul_str().unwrap_or_else(|_| String::from_utf8_lossy(c.0).into_owned())
+        c.nul_str()
+            .unwrap_or_else(|_| String::from_utf8_lossy(c.0).into_owned())
     };
     Ok(Greeting {
         version,
@@ -352,7 +359,9 @@ pub fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (Vec<Vec<u
         let _ = stream.set_read_timeout(Some(left));
         match read_packet(stream) {
             Ok((_, p)) => packets.push(p),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
                 return (packets, false)
             }
             Err(_) => return (packets, true), // EOF, reset

@@ -13,12 +13,14 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use gatehouse_tests::clients::{block_on, mysql_connect, mysql_opts};
+use gatehouse_tests::clients::{block_on_with_limit, mysql_connect, mysql_opts};
 use gatehouse_tests::proto::{self, err_of, read_until_closed, RawConn};
 use gatehouse_tests::{both_drivers, free_port, GatewayOptions, IoMode, Limits, TestEnv};
 use mysql_async::prelude::*;
 
 const T: Duration = Duration::from_secs(10);
+/// Upper bound for a test's async part (mysql_async has no read timeout of its own).
+const LIMIT: Duration = Duration::from_secs(120);
 
 fn env(driver: IoMode, limits: Limits) -> Result<TestEnv> {
     TestEnv::start(GatewayOptions::new(driver).limits(limits))
@@ -52,7 +54,10 @@ fn expect_err_or_close(
     state: &str,
     what: &str,
 ) -> Result<()> {
-    ensure!(closed, "{what}: the connection was not closed (got {packets:02x?})");
+    ensure!(
+        closed,
+        "{what}: the connection was not closed (got {packets:02x?})"
+    );
     match packets {
         [] => eprintln!("{what}: closed without an ERR packet"),
         [p] => {
@@ -96,7 +101,9 @@ fn garbage_handshake(driver: IoMode) -> Result<()> {
 
     // 200 random-looking bytes in a well-formed frame.
     let mut c = RawConn::connect(env.gw.addr(), T)?;
-    let junk: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let junk: Vec<u8> = (0..200u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     c.send(1, &junk)?;
     let (packets, closed) = read_until_closed(&mut c.stream, Duration::from_secs(8));
     ensure!(
@@ -105,7 +112,7 @@ fn garbage_handshake(driver: IoMode) -> Result<()> {
     );
     eprintln!("random bytes: {packets:02x?} closed={closed}");
 
-    block_on(still_works(&env))
+    block_on_with_limit(LIMIT, still_works(&env))
 }
 
 /// A client that connects and then says nothing (or half a header) is closed after the
@@ -127,15 +134,21 @@ fn handshake_stall(driver: IoMode) -> Result<()> {
     let took = started.elapsed();
     eprintln!("stalled clients: silent {p1:02x?} closed={closed1}; partial {p2:02x?} closed={closed2}; {took:?}");
     ensure!(closed1, "a silent client was not disconnected within 8 s");
-    ensure!(closed2, "a client stalled mid-header was not disconnected within 8 s");
+    ensure!(
+        closed2,
+        "a client stalled mid-header was not disconnected within 8 s"
+    );
     for p in p1.iter().chain(&p2) {
         ensure!(
             p.starts_with(&[0xff]),
             "a stalled client got something other than an ERR: {p:02x?}"
         );
     }
-    ensure!(took < Duration::from_secs(7), "closing stalled clients took {took:?}");
-    block_on(still_works(&env))
+    ensure!(
+        took < Duration::from_secs(7),
+        "closing stalled clients took {took:?}"
+    );
+    block_on_with_limit(LIMIT, still_works(&env))
 }
 
 /// A command larger than `max_packet_size` (1 MiB) after login: ERR 1153 (08S01), then the
@@ -148,7 +161,7 @@ fn oversize_packet(driver: IoMode) -> Result<()> {
             ..Limits::default()
         },
     )?;
-    block_on(async {
+    block_on_with_limit(LIMIT, async {
         // Tell the client a large limit so that it does not refuse to send by itself.
         let opts = mysql_opts(&env.gw).max_allowed_packet(Some(64 << 20));
         let mut c = mysql_connect(opts.clone(), T).await?;
@@ -182,19 +195,31 @@ fn oversize_packet(driver: IoMode) -> Result<()> {
 /// A command with a wrong sequence id (7 instead of 0): ERR 1156 (08S01) and close.
 fn out_of_order(driver: IoMode) -> Result<()> {
     let env = env(driver, Limits::default())?;
-    let mut c = RawConn::login(env.gw.addr(), env.gw.user(), env.gw.password(), Some("shop"), T)?;
+    let mut c = RawConn::login(
+        env.gw.addr(),
+        env.gw.user(),
+        env.gw.password(),
+        Some("shop"),
+        T,
+    )?;
     // Sanity: a well-formed query works on this raw connection.
     c.query("SELECT 1")?;
     let (first, n) = c.read_response()?;
-    ensure!(first == [1] && n == 5, "SELECT 1 on the raw client: {first:02x?} in {n} packets");
+    ensure!(
+        first == [1] && n == 5,
+        "SELECT 1 on the raw client: {first:02x?} in {n} packets"
+    );
 
     let mut p = vec![proto::COM_QUERY];
     p.extend_from_slice(b"SELECT 2");
     c.send(7, &p)?;
     let (packets, closed) = read_until_closed(&mut c.stream, Duration::from_secs(8));
     expect_err_or_close(&packets, closed, &[1156], "08S01", "out-of-order packet")?;
-    ensure!(!packets.is_empty(), "out-of-order packet: closed without ERR 1156");
-    block_on(still_works(&env))
+    ensure!(
+        !packets.is_empty(),
+        "out-of-order packet: closed without ERR 1156"
+    );
+    block_on_with_limit(LIMIT, still_works(&env))
 }
 
 /// Logs in as `user`/`pass`, expecting ERR 1045 (28000); returns the message with the user
@@ -205,9 +230,13 @@ async fn try_login(env: &TestEnv, user: &str, pass: &str) -> Result<String> {
         Ok(_) => bail!("login as {user:?} with password {pass:?} succeeded"),
         Err(e) => {
             let e = e.downcast::<mysql_async::Error>()?;
-            let (code, state, msg) = server_err(&e).with_context(|| format!("not an ERR: {e:?}"))?;
+            let (code, state, msg) =
+                server_err(&e).with_context(|| format!("not an ERR: {e:?}"))?;
             eprintln!("login {user:?}/{pass:?}: ERROR {code} ({state}): {msg}");
-            ensure!((code, state) == (1045, "28000"), "expected 1045 (28000): {e}");
+            ensure!(
+                (code, state) == (1045, "28000"),
+                "expected 1045 (28000): {e}"
+            );
             Ok(msg.replace(user, "<user>"))
         }
     }
@@ -217,7 +246,7 @@ async fn try_login(env: &TestEnv, user: &str, pass: &str) -> Result<String> {
 /// user name (no user enumeration); an empty password too.
 fn bad_credentials(driver: IoMode) -> Result<()> {
     let env = env(driver, Limits::default())?;
-    block_on(async {
+    block_on_with_limit(LIMIT, async {
         let user = env.gw.user().to_string();
         let wrong = try_login(&env, &user, "not-the-password").await?;
         let unknown = try_login(&env, "nosuchuser", "not-the-password").await?;
@@ -256,7 +285,13 @@ fn upstream_down(driver: IoMode) -> Result<()> {
             }),
     )?;
     let started = Instant::now();
-    let r = RawConn::login(env.gw.addr(), env.gw.user(), env.gw.password(), Some("shop"), T);
+    let r = RawConn::login(
+        env.gw.addr(),
+        env.gw.user(),
+        env.gw.password(),
+        Some("shop"),
+        T,
+    );
     let took = started.elapsed();
     match r {
         Ok(_) => bail!("login succeeded although the upstream is down"),
@@ -273,7 +308,7 @@ fn upstream_down(driver: IoMode) -> Result<()> {
 /// and so does a new login.
 fn upstream_dies(driver: IoMode) -> Result<()> {
     let mut env = env(driver, Limits::default())?;
-    block_on(async {
+    block_on_with_limit(LIMIT, async {
         let mut c = mysql_connect(mysql_opts(&env.gw), T).await?;
         let one: Option<i64> = c.query_first("SELECT 1").await?;
         ensure!(one == Some(1));
@@ -315,16 +350,23 @@ fn marker_sessions(env: &TestEnv) -> Result<usize> {
 /// session running it remains on MariaDB a few seconds later).
 fn client_vanishes(driver: IoMode) -> Result<()> {
     let env = env(driver, Limits::default())?;
-    let mut c = RawConn::login(env.gw.addr(), env.gw.user(), env.gw.password(), Some("shop"), T)?;
-    c.query(
-        "SELECT /* vanish-marker */ seq, REPEAT('x', 500) FROM seq_1_to_100000000",
+    let mut c = RawConn::login(
+        env.gw.addr(),
+        env.gw.user(),
+        env.gw.password(),
+        Some("shop"),
+        T,
     )?;
+    c.query("SELECT /* vanish-marker */ seq, REPEAT('x', 500) FROM seq_1_to_100000000")?;
     for _ in 0..200 {
         c.read()?;
     }
     let deadline = Instant::now() + T;
     while marker_sessions(&env)? == 0 {
-        ensure!(Instant::now() < deadline, "the big SELECT never showed in the processlist");
+        ensure!(
+            Instant::now() < deadline,
+            "the big SELECT never showed in the processlist"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // Vanish: a hard close (RST) with unread data in the receive buffer.
@@ -343,7 +385,7 @@ fn client_vanishes(driver: IoMode) -> Result<()> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    block_on(still_works(&env))
+    block_on_with_limit(LIMIT, still_works(&env))
 }
 
 /// More clients than `max_connections` (3): the next is refused with ERR 1040, and a slot frees
@@ -358,7 +400,11 @@ fn max_connections(driver: IoMode) -> Result<()> {
         },
     )?;
     // MariaDB's minimum max_connections is 10 (direct mode).
-    let expected = if env.gw.is_direct() { LIMIT.max(10) } else { LIMIT };
+    let expected = if env.gw.is_direct() {
+        LIMIT.max(10)
+    } else {
+        LIMIT
+    };
     let mut open: Vec<RawConn> = Vec::new();
     let refused = loop {
         ensure!(

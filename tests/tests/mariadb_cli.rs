@@ -39,8 +39,12 @@ fn cli_queries(driver: IoMode) -> Result<()> {
         let out = seen.ok(&env, args, "SELECT 1; SELECT 2;\nSELECT 'three' AS t;\n")?;
         ensure!(out == "1\n1\n2\n2\nt\nthree\n", "{out:?}");
 
-        // Non-ASCII round trip (the CLI's default charset is utf8mb4 here).
-        let out = seen.ok(&env, args, "SELECT 'grüße 🚪' AS s, CHAR_LENGTH('grüße 🚪') AS n;\n")?;
+        // Non-ASCII round trip (utf8mb4).
+        let out = seen.ok(
+            &env,
+            args,
+            "SELECT 'grüße 🚪' AS s, CHAR_LENGTH('grüße 🚪') AS n;\n",
+        )?;
         ensure!(out == "s\tn\ngrüße 🚪\t7\n", "{out:?}");
     }
 
@@ -73,9 +77,10 @@ fn cli_queries(driver: IoMode) -> Result<()> {
         &["--skip-ssl", "--force", TEST_DB],
         "SELEC 1;\nSELECT 'after' AS a;\nSELECT * FROM no_such_table;\nSELECT 1/0 AS d;\n",
     )?;
-    ensure!(!out.ok, "errors should make the exit status non-zero\n{out}");
+    // (--force makes the exit status 0 despite the errors.)
     ensure!(
-        out.stderr.contains("ERROR 1064 (42000) at line 1: You have an error in your SQL syntax"),
+        out.stderr
+            .contains("ERROR 1064 (42000) at line 1: You have an error in your SQL syntax"),
         "{out}"
     );
     ensure!(
@@ -84,6 +89,14 @@ fn cli_queries(driver: IoMode) -> Result<()> {
         "{out}"
     );
     ensure!(out.stdout == "a\nafter\nd\nNULL\n", "{out}");
+    // Without --force the CLI stops at the first error and fails.
+    let out = seen.run(
+        &env,
+        PLAIN,
+        "SELECT 'before' AS b;\nSELEC 1;\nSELECT 'never';\n",
+    )?;
+    ensure!(!out.ok && out.stdout == "b\nbefore\n", "{out}");
+    ensure!(out.stderr.contains("ERROR 1064 (42000) at line 2"), "{out}");
 
     // USE switches the default database (COM_INIT_DB from the CLI).
     let out = seen.ok(
@@ -120,7 +133,10 @@ fn cli_queries(driver: IoMode) -> Result<()> {
     ensure!(!out.ok, "{out}");
     ensure!(out.stderr.contains("ERROR 1045 (28000)"), "{out}");
     let out = mariadb_cli(gw, "mallory", "wrong-password", TLS, "SELECT 1;\n")?;
-    ensure!(!out.ok && out.stderr.contains("ERROR 1045 (28000)"), "{out}");
+    ensure!(
+        !out.ok && out.stderr.contains("ERROR 1045 (28000)"),
+        "{out}"
+    );
     seen.0.push_str(&out.stderr);
 
     ensure!(
@@ -138,7 +154,13 @@ fn cli_tls_required(driver: IoMode) -> Result<()> {
     let out = mariadb_cli(gw, gw.user(), gw.password(), PLAIN, "SELECT 'in' AS x;\n")?;
     eprintln!("plaintext client with TLS required: {}", out.stderr.trim());
     ensure!(!out.ok && out.stderr.contains("ERROR"), "{out}");
-    let out = mariadb_cli(gw, gw.user(), gw.password(), TLS, "SELECT 'in' AS x;\nstatus\n")?;
+    let out = mariadb_cli(
+        gw,
+        gw.user(),
+        gw.password(),
+        TLS,
+        "SELECT 'in' AS x;\nstatus\n",
+    )?;
     ensure!(out.ok && out.stdout.starts_with("x\nin\n"), "{out}");
     ensure!(out.stdout.contains("Cipher in use is "), "{out}");
     Ok(())
