@@ -373,6 +373,7 @@ pub mod session {
             limits: LimitsConfig::default(),
             gate: Arc::new(AllowAll),
             rows: Arc::new(PassThrough),
+            registry: Default::default(),
         })
     }
 

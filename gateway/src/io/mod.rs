@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::auth::IdentityStore;
 use crate::config::{Config, IoMode, ListenerConfig, TargetConfig, UpstreamTlsMode};
+use crate::session::kill::SessionRegistry;
 use crate::session::phases::{AllowAll, PassThrough};
 use crate::session::{SessionConfig, TargetInfo};
 use crate::wire::frame::{parse_packet, write_packet_with};
@@ -97,6 +98,7 @@ pub fn start(config: Config, mode: IoMode) -> Result<ServerHandle, StartError> {
     };
     let identities =
         Arc::new(IdentityStore::from_config(&config.identities).map_err(StartError::Config)?);
+    let registry = Arc::new(SessionRegistry::default());
     let connections = Arc::new(AtomicUsize::new(0));
     let next_id = Arc::new(AtomicU64::new(1));
 
@@ -112,7 +114,13 @@ pub fn start(config: Config, mode: IoMode) -> Result<ServerHandle, StartError> {
             ))
         })?;
         let shared = ListenerShared {
-            session: Arc::new(session_config(&config, l, target, identities.clone())?),
+            session: Arc::new(session_config(
+                &config,
+                l,
+                target,
+                identities.clone(),
+                registry.clone(),
+            )?),
             upstream: resolve(&target.address).map_err(StartError::Config)?,
             connections: connections.clone(),
             max_connections: config.limits.max_connections,
@@ -265,6 +273,7 @@ fn session_config(
     listener: &ListenerConfig,
     target: &TargetConfig,
     identities: Arc<IdentityStore>,
+    registry: Arc<SessionRegistry>,
 ) -> Result<SessionConfig, StartError> {
     let client_tls = match &listener.tls {
         None => None,
@@ -312,6 +321,7 @@ fn session_config(
         limits: config.limits.clone(),
         gate: Arc::new(AllowAll),
         rows: Arc::new(PassThrough),
+        registry,
     })
 }
 

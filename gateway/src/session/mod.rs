@@ -27,6 +27,7 @@
 
 mod channel;
 pub mod client_auth;
+pub mod kill;
 pub mod phases;
 pub mod response;
 mod upstream;
@@ -146,6 +147,8 @@ pub struct SessionConfig {
     pub gate: Arc<dyn CommandGate>,
     /// Rewrites rows.
     pub rows: Arc<dyn RowTransform>,
+    /// Live sessions of the whole gateway (KILL translation).
+    pub registry: Arc<kill::SessionRegistry>,
 }
 
 /// How a session ended.
@@ -828,7 +831,7 @@ impl Session {
                     database: self.database.as_deref(),
                 };
                 match self.cfg.gate.decide(&ctx, &cmd) {
-                    Decision::Allow => self.forward_command(now, now, &cmd, raw),
+                    Decision::Allow => self.forward_translated(now, &cmd, raw),
                     Decision::Refuse { code, message } => {
                         self.refuse(now, now, Some(cmd.command()), code, &message)
                     }
@@ -847,6 +850,72 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Forwards an allowed command, translating `KILL` targets from gateway session ids to
+    /// upstream thread ids (see [`kill`]).
+    fn forward_translated(&mut self, now: Instant, cmd: &CommandPacket<'_>, raw: &[u8]) {
+        // (gateway session id, SQL form) of a KILL; None: not a KILL.
+        let target = match cmd {
+            CommandPacket::ProcessKill { connection_id } => Some((u64::from(*connection_id), None)),
+            CommandPacket::Query { sql } => match kill::classify(sql) {
+                kill::KillStatement::NotKill => None,
+                kill::KillStatement::Simple { kind, id } => Some((id, Some(kind))),
+                kill::KillStatement::Unsupported => {
+                    return self.refuse(
+                        now,
+                        now,
+                        Some(Command::COM_QUERY),
+                        ErrorCode::ER_NOT_ALLOWED_COMMAND,
+                        "Gatehouse: only KILL [CONNECTION | QUERY] <id>, alone in its statement, is supported",
+                    );
+                }
+            },
+            _ => None,
+        };
+        let Some((id, sql_kind)) = target else {
+            return self.forward_command(now, now, cmd, raw);
+        };
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        let refusal = match self
+            .cfg
+            .registry
+            .resolve(id, &self.cfg.target_name, &identity)
+        {
+            Ok(upstream) => {
+                let sql;
+                let translated = match sql_kind {
+                    None => CommandPacket::ProcessKill {
+                        connection_id: upstream,
+                    },
+                    Some(kind) => {
+                        sql = format!("KILL {kind}{upstream}");
+                        CommandPacket::Query {
+                            sql: sql.as_bytes(),
+                        }
+                    }
+                };
+                let mut payload = Vec::new();
+                crate::wire::command::encode_command(&mut payload, &translated, self.caps);
+                let mut framed = Vec::new();
+                write_packet(&mut framed, 0, &payload);
+                self.client_seq = 0;
+                return self.forward_command(now, now, &translated, &framed);
+            }
+            Err(kill::KillRefusal::Unknown(id)) => (1094, format!("Unknown thread id: {id}")),
+            Err(kill::KillRefusal::NotOwner(id)) => {
+                (1095, format!("You are not owner of thread {id}"))
+            }
+        };
+        let code = ErrorCode {
+            code: refusal.0,
+            sqlstate: "HY000",
+        };
+        self.refuse(now, now, Some(cmd.command()), code, &refusal.1);
     }
 
     fn forward_command(
@@ -1283,6 +1352,12 @@ impl Session {
                     .database
                     .as_deref()
                     .map(|d| String::from_utf8_lossy(d).into_owned());
+                self.cfg.registry.register(
+                    self.connection_id(),
+                    self.upstream_connection_id,
+                    &self.cfg.target_name,
+                    &identity.name,
+                );
                 self.events.push_back(Event::Authenticated {
                     identity,
                     upstream_connection_id: self.upstream_connection_id,
@@ -1335,6 +1410,12 @@ impl Session {
             upstream_connection_id: self.upstream_connection_id,
             tls: self.client.tls_summary(),
         });
+        self.cfg.registry.register(
+            self.connection_id(),
+            self.upstream_connection_id,
+            &self.cfg.target_name,
+            &identity.name,
+        );
         self.identity = Some(identity);
         self.send_client_ok(status);
         self.state = State::Idle;
@@ -1361,7 +1442,7 @@ impl Session {
             .unwrap_or_else(|| "8.0.0-gatehouse".to_owned());
         let greeting = HandshakeV10 {
             server_version: version.as_bytes(),
-            connection_id: (self.id & 0xFFFF_FFFF) as u32,
+            connection_id: self.connection_id(),
             auth_data_1: &self.nonce[..8],
             auth_data_2: &self.nonce[8..],
             capabilities: self.offered_capabilities(),
@@ -1459,6 +1540,11 @@ impl Session {
         self.close(CloseReason::UpstreamProtocolError(why));
     }
 
+    /// The connection id the client was greeted with (what its `KILL` names).
+    fn connection_id(&self) -> u32 {
+        (self.id & 0xFFFF_FFFF) as u32
+    }
+
     /// The sequence id the client expects next: after the last relayed server packet while a
     /// response streams, after its own last packet otherwise.
     fn next_client_seq(&self) -> u8 {
@@ -1473,6 +1559,7 @@ impl Session {
             return;
         }
         debug!(session = self.id, ?reason, "session closed");
+        self.cfg.registry.unregister(self.connection_id());
         self.client.close();
         self.state = State::Closed;
         self.deadline = None;

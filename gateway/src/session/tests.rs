@@ -660,6 +660,8 @@ struct Setup {
     limits: LimitsConfig,
     gate: Arc<dyn CommandGate>,
     rows: Arc<dyn RowTransform>,
+    /// Live sessions (shared between pairs to test KILL across sessions).
+    registry: Arc<crate::session::kill::SessionRegistry>,
     upstream: Upstream,
     server: FakeServer,
     /// Bytes are handed to the session in pieces of at most this size.
@@ -680,6 +682,7 @@ impl Default for Setup {
             limits: LimitsConfig::default(),
             gate: Arc::new(AllowAll),
             rows: Arc::new(PassThrough),
+            registry: Default::default(),
             upstream: Upstream::Reachable,
             server: FakeServer::new(),
             chunk: usize::MAX,
@@ -746,6 +749,7 @@ impl Pair {
             limits: setup.limits,
             gate: setup.gate,
             rows: setup.rows,
+            registry: setup.registry,
         };
         let start = Instant::now();
         let random = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
