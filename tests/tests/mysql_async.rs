@@ -689,4 +689,64 @@ fn session_commands(driver: IoMode) -> Result<()> {
     })
 }
 
-both_drivers!(prepared_types, large_blob, session_commands);
+/// `KILL` names the id a client was greeted with; through the gateway that is a gateway session
+/// id, translated to the upstream thread id, and only sessions of the same identity may be
+/// killed (the upstream account is shared by every identity, so the server cannot tell).
+fn kill_ownership(driver: IoMode) -> Result<()> {
+    let env = TestEnv::start(GatewayOptions::new(driver))?;
+    if env.gw.is_direct() {
+        eprintln!(
+            "kill_ownership: identities only exist through the gateway; skipped in direct mode"
+        );
+        return Ok(());
+    }
+    block_on_with_limit(LIMIT, async {
+        let mut alice = mysql_connect(mysql_opts(&env.gw), T).await?;
+        let mut alice2 = mysql_connect(mysql_opts(&env.gw), T).await?;
+        let (bob, bob_pw) = env.gw.other_identity();
+        let mut bob =
+            mysql_connect(mysql_opts(&env.gw).user(Some(bob)).pass(Some(bob_pw)), T).await?;
+        let victim = alice.id();
+
+        // Another identity may not kill alice's session, by either form.
+        let e = bob
+            .query_drop(format!("KILL {victim}"))
+            .await
+            .err()
+            .context("bob killed alice's session")?;
+        ensure!(server_code(&e) == Some(1095), "expected ERROR 1095: {e}");
+        let e = bob
+            .query_drop("KILL 4000000000")
+            .await
+            .err()
+            .context("KILL of an unknown id succeeded")?;
+        ensure!(server_code(&e) == Some(1094), "expected ERROR 1094: {e}");
+        let e = bob
+            .query_drop("KILL USER app")
+            .await
+            .err()
+            .context("KILL USER passed")?;
+        ensure!(server_code(&e) == Some(1148), "expected ERROR 1148: {e}");
+        let one: Option<i64> = alice.query_first("SELECT 1").await?;
+        ensure!(one == Some(1), "alice's session was disturbed");
+
+        // Alice may kill her own other session: it is the upstream thread that dies.
+        let upstream_id: Option<u64> = alice2.query_first("SELECT CONNECTION_ID()").await?;
+        alice.query_drop(format!("KILL {}", alice2.id())).await?;
+        let r: std::result::Result<Option<i64>, _> = alice2.query_first("SELECT 1").await;
+        ensure!(r.is_err(), "alice2 survived KILL");
+        let live: Option<i64> = alice
+            .query_first(format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {}",
+                upstream_id.context("no id")?
+            ))
+            .await?;
+        ensure!(
+            live == Some(0),
+            "the upstream thread of the killed session is still there"
+        );
+        Ok(())
+    })
+}
+
+both_drivers!(prepared_types, large_blob, session_commands, kill_ownership);
