@@ -72,6 +72,10 @@ pub struct GatewayOptions {
     pub limits: Limits,
     /// Overrides the target's address (default: the MariaDB's), e.g. a closed port.
     pub target_address: Option<String>,
+    /// Overrides the upstream account (default `app`; `app_ed` logs in with ed25519).
+    pub target_user: Option<String>,
+    /// TLS to the upstream (`mode = "required"`), verified against this CA file.
+    pub upstream_tls_ca: Option<PathBuf>,
 }
 
 impl GatewayOptions {
@@ -82,7 +86,19 @@ impl GatewayOptions {
             tls: Tls::Off,
             limits: Limits::default(),
             target_address: None,
+            target_user: None,
+            upstream_tls_ca: None,
         }
+    }
+    /// Logs in upstream as another account.
+    pub fn target_user(mut self, user: impl Into<String>) -> Self {
+        self.target_user = Some(user.into());
+        self
+    }
+    /// Requires TLS to the upstream, verified against `ca`.
+    pub fn upstream_tls(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.upstream_tls_ca = Some(ca.into());
+        self
     }
     /// Sets the TLS mode.
     pub fn tls(mut self, tls: Tls) -> Self {
@@ -320,12 +336,21 @@ fn config_toml(
     writeln!(t, "\n[[target]]")?;
     writeln!(t, "name = \"db\"")?;
     writeln!(t, "address = {}", toml_str(target_address))?;
-    writeln!(t, "user = {}", toml_str(APP_USER))?;
+    writeln!(
+        t,
+        "user = {}",
+        toml_str(opts.target_user.as_deref().unwrap_or(APP_USER))
+    )?;
     writeln!(
         t,
         "password_file = {}",
         toml_str(&password_file.display().to_string())
     )?;
+    if let Some(ca) = &opts.upstream_tls_ca {
+        writeln!(t, "[target.tls]")?;
+        writeln!(t, "mode = \"required\"")?;
+        writeln!(t, "ca = {}", toml_str(&ca.display().to_string()))?;
+    }
     for (name, password, groups) in [(ALICE.0, ALICE.1, "\"dev\""), (BOB.0, BOB.1, "\"ops\"")] {
         let secret = identity_secret(password);
         writeln!(t, "\n[[identity]]")?;
