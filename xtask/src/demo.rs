@@ -15,7 +15,8 @@ use crate::gateway::{self, GatewaySetup};
 use crate::process::Service;
 
 /// The packages the harness needs (Debian/Ubuntu names).
-const APT_INSTALL: &str = "apt-get install -y --no-install-recommends mariadb-server mariadb-client";
+const APT_INSTALL: &str =
+    "apt-get install -y --no-install-recommends mariadb-server mariadb-client";
 
 /// `cargo xtask demo` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,8 +33,8 @@ pub struct DemoArgs {
     /// alice's password [default: a random one, printed].
     #[arg(long)]
     password: Option<String>,
-    /// The gateway's I/O driver: auto, epoll or uring.
-    #[arg(long, default_value = "auto")]
+    /// The gateway's I/O driver.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "epoll", "uring"])]
     io: String,
 }
 
@@ -84,7 +85,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     service.wait_listening(listen, Duration::from_secs(15))?;
 
     println!();
-    println!("Gatehouse is listening on {listen}, in front of MariaDB on {}.", db.addr());
+    println!(
+        "Gatehouse is listening on {listen}, in front of MariaDB on {}.",
+        db.addr()
+    );
     println!("Config: {}", config.display());
     println!("Connect through it as alice:");
     println!();

@@ -16,7 +16,11 @@ mod process;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Gatehouse development tasks")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Gatehouse development tasks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Task,

@@ -3,8 +3,8 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -187,18 +187,23 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Runs a command to completion and returns its trimmed stdout (or the error with stderr).
-pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
+/// Runs a command to completion with `input` on its stdin; returns its trimmed stdout, or an
+/// error with its exit status and stderr.
+pub fn output(cmd: &mut Command, input: &str) -> Result<String> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .with_context(|| format!("running {cmd:?}"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // A program that exits without reading its input is not an error here; its status says.
+    let _ = std::io::Write::write_all(&mut stdin, input.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!("{cmd:?} failed ({}) {}", out.status, stderr.trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

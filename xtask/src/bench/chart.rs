@@ -28,11 +28,9 @@ pub fn draw(file: &Path, scenarios: &[Scenario], subtitle: &str) -> Result<usize
     let panels: Vec<&Scenario> = scenarios
         .iter()
         .filter(|s| {
-            s.paths.iter().any(|p| {
-                p.summary
-                    .as_ref()
-                    .is_some_and(|s| s.percentiles.len() > 1)
-            })
+            s.paths
+                .iter()
+                .any(|p| p.summary.as_ref().is_some_and(|s| s.percentiles.len() > 1))
         })
         .collect();
     if panels.is_empty() {
@@ -77,16 +75,14 @@ pub fn draw(file: &Path, scenarios: &[Scenario], subtitle: &str) -> Result<usize
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(60)
-            .build_cartesian_2d(
-                0.0..x_max,
-                ((lo / 1.3).max(1.0)..hi * 1.3).log_scale(),
-            )
+            .build_cartesian_2d(0.0..x_max, ((lo / 1.3).max(1.0)..hi * 1.3).log_scale())
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
             .x_desc("percentile")
             .x_labels(5)
             .y_desc("latency")
+            .y_labels(8)
             .x_label_formatter(&|x| match x.round() as i32 {
                 0 => "min".into(),
                 n => {
@@ -103,7 +99,9 @@ pub fn draw(file: &Path, scenarios: &[Scenario], subtitle: &str) -> Result<usize
                 .draw_series(LineSeries::new(points, c.stroke_width(2)))
                 .map_err(|e| err(&e))?
                 .label(path.name())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

@@ -28,19 +28,21 @@ pub fn config(listen: SocketAddr, upstream: SocketAddr, max_connections: usize) 
 }
 
 /// Starts HAProxy in the foreground (`-db`: no daemon, no master process, so the child's pid
-/// is the process doing the relaying) and waits until it listens.
+/// is the process doing the relaying) and waits until it listens. `name` names its config and
+/// log in `dir`.
 pub fn start(
     dir: &Path,
+    name: &str,
     listen: SocketAddr,
     upstream: SocketAddr,
     max_connections: usize,
 ) -> Result<Service> {
-    let cfg = dir.join("haproxy.cfg");
+    let cfg = dir.join(format!("{name}.cfg"));
     std::fs::write(&cfg, config(listen, upstream, max_connections))?;
     let mut service = Service::spawn_logged(
-        "haproxy",
+        name,
         Command::new("haproxy").arg("-db").arg("-f").arg(&cfg),
-        &dir.join("haproxy.log"),
+        &dir.join(format!("{name}.log")),
     )?;
     service.wait_listening(listen, Duration::from_secs(10))?;
     Ok(service)

@@ -1,78 +1,54 @@
-//! `cargo xtask bench`: the load benchmark. Starts an isolated MariaDB, HAProxy (`mode tcp`,
-//! the cheapest possible hop) and the gateway (release build, once per I/O driver), then runs
-//! each workload against each path, interleaved (direct, haproxy, gateway-epoll, gateway-uring,
-//! direct, ...) for several rounds so machine drift hits every path alike.
+//! `cargo xtask bench`: the load benchmark. Starts an isolated MariaDB (the test harness's),
+//! HAProxy in `mode tcp` (the cheapest possible hop) and the gateway (release build, one process
+//! per I/O driver), then runs each workload against each path, interleaved (direct, haproxy,
+//! gateway-epoll, gateway-uring, direct, ...) for several rounds so machine drift hits every
+//! path alike.
+//!
+//! How it measures:
+//! - The load generator (`workloads.rs`) is closed-loop: N mysql_async connections on tokio,
+//!   each sending its next operation when the last one answered. It always runs from an
+//!   optimized build (a debug `cargo xtask` re-runs itself with `--release`), since it shares
+//!   the cores with the server and the relay.
+//! - Each run: connect (unmeasured), warm up, then a measured window. Latency per operation in
+//!   an HDR histogram; CPU of the relay process from `/proc/PID/stat` (utime + stime) over the
+//!   window, divided by statements; peak RSS from `VmHWM` (reset at the window's start through
+//!   `/proc/PID/clear_refs`). The client's own CPU per statement goes in the JSON.
+//! - Ratios (x direct, x haproxy) pair runs of the same round, then take the median and the
+//!   min–max over rounds.
+//! - The idle workload runs against a fresh relay process each round (memory an allocator kept
+//!   from earlier workloads would hide what a connection costs) and reports RSS growth per held
+//!   connection.
 //!
 //! A path that cannot start, or a run that fails, is reported as failed with its error; the
-//! other paths go on. Results: a table per workload on stdout, and under `target/bench/` a JSON
-//! file per run and an SVG chart of the latency distributions.
+//! other paths go on, and the exit status is non-zero at the end. Results: a table per workload
+//! on stdout; under `target/bench/` a JSON file per run (machine, versions, git commit, every
+//! round) and an SVG chart of the latency percentiles; configs and logs of the relays in
+//! `target/bench/last-run/`.
 
 mod chart;
 mod dataset;
 mod haproxy;
+mod paths;
 mod report;
 mod sysbench;
 mod workloads;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, ensure, Context, Result};
-use gatehouse_tests::{free_port, MariaDb, APP_PASSWORD, APP_USER};
+use gatehouse_tests::MariaDb;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::gateway::{self, GatewaySetup};
+use crate::gateway;
 use crate::process::{self, Service};
+use paths::{Launcher, Path, PathKind};
 use report::{PathRuns, Round, Sample, Scenario};
-use workloads::{Endpoint, Window, Workload};
-
-/// One way from the clients to MariaDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PathKind {
-    /// Straight to MariaDB.
-    Direct,
-    /// Through HAProxy in `mode tcp`.
-    Haproxy,
-    /// Through the gateway on its epoll driver.
-    GatewayEpoll,
-    /// Through the gateway on its io_uring driver.
-    GatewayUring,
-}
-
-impl PathKind {
-    const ALL: [PathKind; 4] = [
-        PathKind::Direct,
-        PathKind::Haproxy,
-        PathKind::GatewayEpoll,
-        PathKind::GatewayUring,
-    ];
-
-    /// The name used in reports and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            PathKind::Direct => "direct",
-            PathKind::Haproxy => "haproxy",
-            PathKind::GatewayEpoll => "gateway-epoll",
-            PathKind::GatewayUring => "gateway-uring",
-        }
-    }
-
-    fn io_mode(self) -> Option<&'static str> {
-        match self {
-            PathKind::GatewayEpoll => Some("epoll"),
-            PathKind::GatewayUring => Some("uring"),
-            PathKind::Direct | PathKind::Haproxy => None,
-        }
-    }
-}
-
-/// The identity clients log in as through the gateway, and its password.
-const BENCH_IDENTITY: &str = "bench";
-const BENCH_PASSWORD: &str = "bench-Secret-7";
+use workloads::{Window, Workload};
 
 /// `cargo xtask bench` flags. Defaults fit a 2-core machine in under 10 minutes (after the
 /// release build); `--quick` runs everything briefly (under 2 minutes) for CI.
@@ -149,7 +125,9 @@ struct Settings {
 
 impl Settings {
     fn resolve(a: &BenchArgs) -> Result<Settings> {
-        let pick = |v: Option<f64>, normal: f64, quick: f64| v.unwrap_or(if a.quick { quick } else { normal });
+        let pick = |v: Option<f64>, normal: f64, quick: f64| {
+            v.unwrap_or(if a.quick { quick } else { normal })
+        };
         let s = Settings {
             quick: a.quick,
             paths: dedup(&a.paths),
@@ -160,7 +138,9 @@ impl Settings {
             connections: a.connections,
             large_connections: a.large_connections,
             storm_connections: a.storm_connections,
-            idle_connections: a.idle_connections.unwrap_or(if a.quick { 200 } else { 1000 }),
+            idle_connections: a
+                .idle_connections
+                .unwrap_or(if a.quick { 200 } else { 1000 }),
             client_threads: a
                 .client_threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
@@ -169,7 +149,10 @@ impl Settings {
             sysbench_threads: a.sysbench_threads,
         };
         ensure!(s.rounds >= 1, "--rounds must be at least 1");
-        ensure!(s.duration_secs > 0.0 && s.warmup_secs >= 0.0, "bad --duration/--warmup");
+        ensure!(
+            s.duration_secs > 0.0 && s.warmup_secs >= 0.0,
+            "bad --duration/--warmup"
+        );
         ensure!(
             s.connections > 0 && s.large_connections > 0 && s.storm_connections > 0,
             "connection counts must be positive"
@@ -223,32 +206,6 @@ enum Job {
     Sysbench(&'static str),
 }
 
-/// A path ready to measure (or why it is not).
-struct Path {
-    kind: PathKind,
-    endpoint: Result<Endpoint, String>,
-    /// The process relaying (HAProxy, the gateway); none for direct.
-    service: Option<Service>,
-}
-
-impl Path {
-    fn pid(&self) -> Option<u32> {
-        self.service.as_ref().map(Service::pid)
-    }
-
-    /// `Err` if the path failed to start, or its process has died since.
-    fn ready(&mut self) -> Result<&Endpoint, String> {
-        if let Some(service) = self.service.as_mut() {
-            if let Some(status) = service.exited() {
-                let error = format!("{} exited ({status}){}", self.kind.name(), service.log_tail());
-                self.endpoint = Err(error);
-                self.service = None;
-            }
-        }
-        self.endpoint.as_ref().map_err(Clone::clone)
-    }
-}
-
 /// Path status in the JSON.
 #[derive(Debug, Serialize)]
 struct PathStatus {
@@ -264,7 +221,7 @@ struct RunReport<'a> {
     wall_secs: f64,
     git: report::Git,
     machine: report::Machine,
-    versions: Vec<(String, String)>,
+    versions: BTreeMap<String, String>,
     settings: &'a Settings,
     paths: Vec<PathStatus>,
     scenarios: &'a [Scenario],
@@ -282,13 +239,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return rerun_optimized();
     }
     let settings = Settings::resolve(&args)?;
-    let started = Instant::now();
     let started_unix = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)?
         .as_secs();
     process::raise_fd_limit();
-    let out_dir = args.out.clone().unwrap_or_else(|| gateway::target_dir().join("bench"));
-    std::fs::create_dir_all(&out_dir)?;
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| gateway::target_dir().join("bench"));
+    // Configs and logs of this run's HAProxy and gateways (replaced by the next run).
+    let run_dir = out_dir.join("last-run");
+    if run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)?;
+    }
+    std::fs::create_dir_all(&run_dir)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.client_threads)
@@ -307,16 +271,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     // The gateway build first, so cargo's output comes before the progress bar.
     let wants_gateway = settings.paths.iter().any(|p| p.io_mode().is_some());
-    let gateway_secret = wants_gateway.then(|| prepare_gateway(&args).map_err(|e| format!("{e:#}")));
+    let gateway_prepared = wants_gateway
+        .then(|| paths::prepare_gateway(args.gateway_bin.as_deref()).map_err(|e| format!("{e:#}")));
+    let started = Instant::now();
 
     eprintln!("starting MariaDB and loading the tables...");
     let db = MariaDb::start().context("starting MariaDB")?;
     dataset::load(&db).context("load phase")?;
-
+    let launcher = Launcher {
+        db: &db,
+        run_dir: &run_dir,
+        gateway: gateway_prepared,
+        settings: &settings,
+    };
     let mut paths: Vec<Path> = settings
         .paths
         .iter()
-        .map(|&kind| start_path(kind, &db, gateway_secret.as_ref(), &settings, &rt))
+        .map(|&kind| launcher.start(kind, &rt))
         .collect();
     for p in &paths {
         match &p.endpoint {
@@ -324,8 +295,79 @@ pub fn run(args: BenchArgs) -> Result<()> {
             Err(e) => eprintln!("  {:<14} FAILED: {e}", p.kind.name()),
         }
     }
+    ensure!(!interrupted.load(Ordering::SeqCst), "interrupted");
+    warm_up(&mut paths, &settings, &rt);
 
-    let mut jobs: Vec<Job> = settings.workloads.iter().map(|&w| Job::Workload(w)).collect();
+    let scenarios = measure(&mut paths, &launcher, &rt, &interrupted)?;
+
+    let gateway_paths: Vec<PathKind> = settings
+        .paths
+        .iter()
+        .copied()
+        .filter(|p| p.io_mode().is_some())
+        .collect();
+    let targets = report::targets(&scenarios, &gateway_paths);
+    if !targets.is_empty() {
+        print!("{}", report::targets_text(&targets));
+    }
+    let run_report = RunReport {
+        started_at: report::utc_timestamp(started_unix),
+        wall_secs: started.elapsed().as_secs_f64(),
+        git: report::Git::probe(),
+        machine: report::Machine::probe(),
+        versions: versions(&settings, launcher.gateway.as_ref()),
+        settings: &settings,
+        paths: paths
+            .iter()
+            .map(|p| PathStatus {
+                path: p.kind,
+                address: p.endpoint.as_ref().ok().map(|e| e.addr.to_string()),
+                error: p.endpoint.as_ref().err().cloned(),
+            })
+            .collect(),
+        scenarios: &scenarios,
+        targets,
+    };
+    write_files(&run_report, started_unix, &out_dir)?;
+    println!("logs:  {}", run_dir.display());
+    println!(
+        "took {:.0} s (after builds)",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The exit status says whether every path produced numbers for every workload (CI checks
+    // that the benchmark ran; what the numbers are is never asserted).
+    let missing: Vec<String> = scenarios
+        .iter()
+        .flat_map(|s| {
+            s.paths
+                .iter()
+                .filter(|p| p.summary.is_none())
+                .map(move |p| format!("{} on {}", s.name, p.path.name()))
+        })
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "no numbers for {} (see the errors above and in the JSON)",
+        missing.join(", ")
+    );
+    Ok(())
+}
+
+/// Runs every job (workload or sysbench test) for every round on every path, interleaved,
+/// printing each job's table when its last round is done.
+fn measure(
+    paths: &mut [Path],
+    launcher: &Launcher,
+    rt: &tokio::runtime::Runtime,
+    interrupted: &AtomicBool,
+) -> Result<Vec<Scenario>> {
+    let settings = launcher.settings;
+    let mut jobs: Vec<Job> = settings
+        .workloads
+        .iter()
+        .map(|&w| Job::Workload(w))
+        .collect();
     if settings.sysbench {
         jobs.extend(sysbench::TESTS.map(Job::Sysbench));
     }
@@ -335,10 +377,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .expect("valid template")
             .progress_chars("=> "),
     );
-
     let mut scenarios = Vec::new();
     for job in jobs {
-        let mut scenario = new_scenario(job, &settings, &paths);
+        let mut scenario = new_scenario(job, settings, paths);
         for round in 1..=settings.rounds {
             for (path, runs) in paths.iter_mut().zip(&mut scenario.paths) {
                 if interrupted.load(Ordering::SeqCst) {
@@ -351,18 +392,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     settings.rounds,
                     path.kind.name()
                 ));
-                let outcome = run_cell(job, path, &settings, &rt);
-                runs.rounds.push(match outcome {
-                    Ok(sample) => Round {
-                        round,
-                        sample: Some(sample),
-                        error: None,
-                    },
-                    Err(e) => Round {
-                        round,
-                        sample: None,
-                        error: Some(e),
-                    },
+                let outcome = run_cell(job, path, launcher, round, rt);
+                runs.rounds.push(Round {
+                    round,
+                    error: outcome.as_ref().err().cloned(),
+                    sample: outcome.ok(),
                 });
                 bar.inc(1);
             }
@@ -372,59 +406,55 @@ pub fn run(args: BenchArgs) -> Result<()> {
         scenarios.push(scenario);
     }
     bar.finish_and_clear();
+    Ok(scenarios)
+}
 
-    let gateway_paths: Vec<PathKind> = settings
-        .paths
-        .iter()
-        .copied()
-        .filter(|p| p.io_mode().is_some())
-        .collect();
-    let targets = report::targets(&scenarios, &gateway_paths);
-    if !targets.is_empty() {
-        print!("{}", report::targets_text(&targets));
-    }
-
-    let git = report::Git::probe();
+/// Writes `bench-<time>-<commit>.json` and `.svg` into `out_dir`.
+fn write_files(run_report: &RunReport, started_unix: u64, out_dir: &std::path::Path) -> Result<()> {
+    let commit = run_report.git.commit.as_deref().unwrap_or("nogit");
     let stamp = format!(
         "{}-{}",
         report::utc_timestamp(started_unix).replace([':', '-'], ""),
-        git.commit.as_deref().map_or("nogit", |c| &c[..c.len().min(10)])
+        &commit[..commit.len().min(10)]
     );
     let json_path = out_dir.join(format!("bench-{stamp}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(run_report)?)?;
+    println!("\nJSON:  {}", json_path.display());
     let svg_path = out_dir.join(format!("bench-{stamp}.svg"));
-    let machine = report::Machine::probe();
-    let run_report = RunReport {
-        started_at: report::utc_timestamp(started_unix),
-        wall_secs: started.elapsed().as_secs_f64(),
-        versions: versions(settings.sysbench),
-        settings: &settings,
-        paths: paths
-            .iter()
-            .map(|p| PathStatus {
-                path: p.kind,
-                address: p.endpoint.as_ref().ok().map(|e| e.addr.to_string()),
-                error: p.endpoint.as_ref().err().cloned(),
-            })
-            .collect(),
-        scenarios: &scenarios,
-        targets,
-        git,
-        machine,
-    };
-    std::fs::write(&json_path, serde_json::to_string_pretty(&run_report)?)?;
+    let machine = &run_report.machine;
     let subtitle = format!(
         "{}, {} cores, {} rounds",
-        run_report.machine.cpu_model, run_report.machine.cores, settings.rounds
+        machine.cpu_model, machine.cores, run_report.settings.rounds
     );
-    let panels = chart::draw(&svg_path, &scenarios, &subtitle)?;
-    println!("\nJSON:  {}", json_path.display());
+    let panels = chart::draw(&svg_path, run_report.scenarios, &subtitle)?;
     if panels > 0 {
         println!("chart: {} ({panels} panels)", svg_path.display());
     }
-    println!("took {:.0} s", started.elapsed().as_secs_f64());
-    drop(paths);
-    drop(db);
     Ok(())
+}
+
+/// One unmeasured point-select run per path before the first measured one: right after the
+/// load phase InnoDB is still flushing, and every process's caches are cold; without this the
+/// first path measured (direct) pays for it.
+fn warm_up(paths: &mut [Path], settings: &Settings, rt: &tokio::runtime::Runtime) {
+    let window = Window {
+        warmup: Duration::ZERO,
+        measure: Duration::from_secs_f64(if settings.quick { 0.5 } else { 2.0 }),
+    };
+    eprintln!("warming up each path for {:?}...", window.measure);
+    for path in paths {
+        if let Ok(endpoint) = path.ready() {
+            let run = workloads::run_timed(
+                Workload::PointSelect,
+                endpoint,
+                settings.connections,
+                window,
+                None,
+            );
+            // A path that fails here fails again, and is reported, in the measured runs.
+            let _ = rt.block_on(async { tokio::time::timeout(window.measure * 10, run).await });
+        }
+    }
 }
 
 /// Replaces this process with `cargo run --release -p xtask -- <same arguments>`.
@@ -438,97 +468,6 @@ fn rerun_optimized() -> Result<()> {
         .args(std::env::args_os().skip(1))
         .exec();
     Err(err).context("re-running the bench from a release build")
-}
-
-/// Builds the gateway (unless `--gateway-bin`) and hashes the bench identity's secret.
-fn prepare_gateway(args: &BenchArgs) -> Result<(PathBuf, String)> {
-    let bin = match &args.gateway_bin {
-        Some(bin) => bin.clone(),
-        None => {
-            eprintln!("building the gateway: cargo build --release -p gatehouse");
-            gateway::build(true)?
-        }
-    };
-    let secret = gateway::hash_secret(&bin, BENCH_PASSWORD)?;
-    Ok((bin, secret))
-}
-
-fn start_path(
-    kind: PathKind,
-    db: &MariaDb,
-    gateway: Option<&Result<(PathBuf, String), String>>,
-    settings: &Settings,
-    rt: &tokio::runtime::Runtime,
-) -> Path {
-    let started = (|| -> Result<(Endpoint, Option<Service>)> {
-        let app = |addr| Endpoint {
-            addr,
-            user: APP_USER.into(),
-            password: APP_PASSWORD.into(),
-        };
-        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let (endpoint, service) = match kind {
-            PathKind::Direct => (app(db.addr()), None),
-            PathKind::Haproxy => {
-                let service = haproxy::start(db.scratch(), listen, db.addr(), settings.max_connections())?;
-                (app(listen), Some(service))
-            }
-            PathKind::GatewayEpoll | PathKind::GatewayUring => {
-                let mode = kind.io_mode().expect("a gateway path");
-                let (bin, secret) = match gateway {
-                    Some(Ok(prepared)) => prepared,
-                    Some(Err(e)) => bail!("{e}"),
-                    None => unreachable!("prepared when a gateway path is asked for"),
-                };
-                let config = db.scratch().join(format!("gateway-{mode}.toml"));
-                GatewaySetup {
-                    listen,
-                    upstream: db.addr(),
-                    upstream_user: APP_USER,
-                    identity: BENCH_IDENTITY,
-                    secret,
-                    io_mode: mode,
-                    io_threads: settings.gateway_threads,
-                    max_connections: settings.max_connections(),
-                }
-                .write(&config)?;
-                let mut service = Service::spawn_logged(
-                    kind.name(),
-                    &mut gateway::serve_command(bin, &config, Some(mode), APP_PASSWORD),
-                    &db.scratch().join(format!("gateway-{mode}.log")),
-                )?;
-                service.wait_listening(listen, Duration::from_secs(15))?;
-                let endpoint = Endpoint {
-                    addr: listen,
-                    user: BENCH_IDENTITY.into(),
-                    password: BENCH_PASSWORD.into(),
-                };
-                (endpoint, Some(service))
-            }
-        };
-        let check =
-            rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), endpoint.check()).await });
-        match check {
-            Ok(Ok(())) => Ok((endpoint, service)),
-            Ok(Err(e)) => {
-                let tail = service.as_ref().map(Service::log_tail).unwrap_or_default();
-                bail!("sanity check through {}: {e:#}{tail}", kind.name())
-            }
-            Err(_) => bail!("sanity check through {} timed out after 20 s", kind.name()),
-        }
-    })();
-    match started {
-        Ok((endpoint, service)) => Path {
-            kind,
-            endpoint: Ok(endpoint),
-            service,
-        },
-        Err(e) => Path {
-            kind,
-            endpoint: Err(format!("{e:#}")),
-            service: None,
-        },
-    }
 }
 
 fn new_scenario(job: Job, settings: &Settings, paths: &[Path]) -> Scenario {
@@ -572,26 +511,39 @@ fn new_scenario(job: Job, settings: &Settings, paths: &[Path]) -> Scenario {
 fn run_cell(
     job: Job,
     path: &mut Path,
-    settings: &Settings,
+    launcher: &Launcher,
+    round: usize,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Sample, String> {
+    let settings = launcher.settings;
     let endpoint = path.ready()?.clone();
     let pid = path.pid();
     let window = settings.window();
     // Never hang on a path that stops answering: allow the window plus a generous margin.
     let limit = window.warmup + window.measure + Duration::from_secs(60);
     let result = match job {
-        Job::Workload(Workload::Idle) => rt
-            .block_on(async {
-                let run = workloads::run_idle(
-                    &endpoint,
-                    settings.idle_connections,
-                    Duration::from_millis(500),
-                    pid,
-                );
+        Job::Workload(Workload::Idle) => {
+            // A fresh relay process: in one that has served other workloads, memory its
+            // allocator kept from them would hide what a held connection costs.
+            let fresh = match pid {
+                Some(_) => Some(
+                    launcher
+                        .launch(path.kind, &format!("{}-idle{round}", path.kind.name()))
+                        .map_err(|e| format!("starting a fresh {}: {e:#}", path.kind.name()))?,
+                ),
+                None => None,
+            };
+            let (endpoint, pid) = match &fresh {
+                Some((endpoint, service)) => (endpoint, service.as_ref().map(Service::pid)),
+                None => (&endpoint, pid),
+            };
+            rt.block_on(async {
+                let n = settings.idle_connections;
+                let run = workloads::run_idle(endpoint, n, Duration::from_millis(500), pid);
                 tokio::time::timeout(limit + Duration::from_secs(60), run).await
             })
-            .map(|r| r.map(Sample::from)),
+            .map(|r| r.map(Sample::from))
+        }
         Job::Workload(w) => rt
             .block_on(async {
                 let conns = settings.connections_for(w);
@@ -615,17 +567,26 @@ fn run_cell(
 }
 
 /// Versions of the programs measured.
-fn versions(sysbench: bool) -> Vec<(String, String)> {
-    let mut cmds: Vec<(&str, &[&str])> = vec![("mariadbd", &["--version"]), ("haproxy", &["-v"])];
-    if sysbench {
-        cmds.push(("sysbench", &["--version"]));
+fn versions(
+    settings: &Settings,
+    gateway: Option<&Result<(PathBuf, String), String>>,
+) -> BTreeMap<String, String> {
+    let mut cmds: Vec<(&str, PathBuf, &str)> = vec![
+        ("mariadbd", "mariadbd".into(), "--version"),
+        ("haproxy", "haproxy".into(), "-v"),
+    ];
+    if let Some(Ok((bin, _))) = gateway {
+        cmds.push(("gatehouse", bin.clone(), "--version"));
+    }
+    if settings.sysbench {
+        cmds.push(("sysbench", "sysbench".into(), "--version"));
     }
     cmds.into_iter()
-        .map(|(prog, args)| {
-            let out = process::output(std::process::Command::new(prog).args(args))
+        .map(|(name, prog, arg)| {
+            let out = process::output(std::process::Command::new(prog).arg(arg), "")
                 .map(|o| o.lines().next().unwrap_or_default().to_owned())
                 .unwrap_or_else(|e| format!("unknown: {e:#}"));
-            (prog.to_owned(), out)
+            (name.to_owned(), out)
         })
         .collect()
 }

@@ -36,6 +36,9 @@ pub struct Sample {
     pub max_us: Option<f64>,
     /// CPU time of the path's process per statement (per operation when it sends none).
     pub cpu_us_per_stmt: Option<f64>,
+    /// CPU time of the load generator per statement: the client shares the cores, so this
+    /// says how much of the machine the measuring itself took.
+    pub client_cpu_us_per_stmt: Option<f64>,
     /// Peak RSS of the path's process in the window (`VmHWM`), KiB.
     pub peak_rss_kib: Option<u64>,
     /// Idle connections: RSS growth of the path's process per connection, KiB.
@@ -49,7 +52,11 @@ pub struct Sample {
 impl From<Measured> for Sample {
     fn from(m: Measured) -> Sample {
         let secs = m.elapsed.as_secs_f64();
-        let per = if m.statements > 0 { m.statements } else { m.ops };
+        let per = if m.statements > 0 {
+            m.statements
+        } else {
+            m.ops
+        };
         let q = |q: f64| Some(m.latency_us.value_at_quantile(q) as f64);
         Sample {
             ops: m.ops,
@@ -62,8 +69,9 @@ impl From<Measured> for Sample {
             p99_us: q(0.99),
             p999_us: q(0.999),
             max_us: Some(m.latency_us.max() as f64),
-            cpu_us_per_stmt: m
-                .cpu
+            cpu_us_per_stmt: m.cpu.map(|cpu| cpu.as_micros() as f64 / per.max(1) as f64),
+            client_cpu_us_per_stmt: m
+                .client_cpu
                 .map(|cpu| cpu.as_micros() as f64 / per.max(1) as f64),
             peak_rss_kib: m.peak_rss_kib,
             rss_per_conn_kib: m.rss_per_conn_kib,
@@ -141,7 +149,11 @@ impl PathRuns {
     }
 
     /// `f(self's sample, other's sample)` for each round both measured.
-    fn paired(&self, other: &PathRuns, f: impl Fn(&Sample, &Sample) -> Option<f64>) -> Option<Stat> {
+    fn paired(
+        &self,
+        other: &PathRuns,
+        f: impl Fn(&Sample, &Sample) -> Option<f64>,
+    ) -> Option<Stat> {
         let values = self
             .samples()
             .filter_map(|(round, a)| {
@@ -155,14 +167,10 @@ impl PathRuns {
     /// Every round's latency histogram added together.
     pub fn merged_histogram(&self) -> Option<Histogram<u64>> {
         let mut merged = new_histogram();
-        let mut any = false;
-        for (_, s) in self.samples() {
-            if let Some(h) = &s.histogram {
-                merged.add(h).ok()?;
-                any = true;
-            }
+        for h in self.samples().filter_map(|(_, s)| s.histogram.as_ref()) {
+            merged.add(h).ok()?;
         }
-        (any && merged.len() > 0).then_some(merged)
+        (!merged.is_empty()).then_some(merged)
     }
 }
 
@@ -313,7 +321,8 @@ impl Scenario {
                     .iter()
                     .find_map(|r| r.error.as_deref())
                     .unwrap_or("not run");
-                row.push(format!("FAILED: {}", one_line(why, 110)));
+                let first_line = why.lines().next().unwrap_or_default();
+                row.push(format!("FAILED: {}", one_line(first_line, 100)));
                 rows.push(row);
                 continue;
             };
@@ -322,7 +331,10 @@ impl Scenario {
                 row.push(p.map_or("-".into(), |p| fmt_us(p.median)));
             }
             if idle {
-                row.push(s.rss_per_conn_kib.map_or("-".into(), |r| format!("{:.1} KiB", r.median)));
+                row.push(
+                    s.rss_per_conn_kib
+                        .map_or("-".into(), |r| format!("{:.1} KiB", r.median)),
+                );
             } else {
                 row.push(fmt_ratio(s.rate_vs_direct));
                 row.push(fmt_ratio(s.rate_vs_haproxy));
@@ -391,14 +403,14 @@ pub fn fmt_count(v: f64) -> String {
     }
 }
 
-/// `850us`, `1.23ms`, `2.50s`.
+/// `850us`, `1.23ms`, `12.3ms`, `123ms`, `2.50s`: three significant digits.
 pub fn fmt_us(us: f64) -> String {
-    if us < 1000.0 {
-        format!("{us:.0}us")
-    } else if us < 1_000_000.0 {
-        format!("{:.2}ms", us / 1000.0)
-    } else {
-        format!("{:.2}s", us / 1e6)
+    match us {
+        _ if us < 1000.0 => format!("{us:.0}us"),
+        _ if us < 10_000.0 => format!("{:.2}ms", us / 1e3),
+        _ if us < 100_000.0 => format!("{:.1}ms", us / 1e3),
+        _ if us < 1_000_000.0 => format!("{:.0}ms", us / 1e3),
+        _ => format!("{:.2}s", us / 1e6),
     }
 }
 
@@ -446,14 +458,15 @@ pub fn targets(scenarios: &[Scenario], gateway_paths: &[PathKind]) -> Vec<Target
     for &path in gateway_paths {
         let point = summary("point-select", path);
         let idle = summary("idle", path);
-        let mut check = |target: &str, value: Option<f64>, limit: f64, at_least: bool, unit: &str| {
-            checks.push(TargetCheck {
-                path,
-                target: target.to_owned(),
-                measured: value.map(|v| format!("{v:.2}{unit}")),
-                met: value.map(|v| if at_least { v >= limit } else { v <= limit }),
-            })
-        };
+        let mut check =
+            |target: &str, value: Option<f64>, limit: f64, at_least: bool, unit: &str| {
+                checks.push(TargetCheck {
+                    path,
+                    target: target.to_owned(),
+                    measured: value.map(|v| format!("{v:.2}{unit}")),
+                    met: value.map(|v| if at_least { v >= limit } else { v <= limit }),
+                })
+            };
         let p = point.as_ref();
         check(
             "point-select QPS >= 0.9 x haproxy",
@@ -565,6 +578,7 @@ impl Git {
                 std::process::Command::new("git")
                     .current_dir(crate::gateway::workspace_root())
                     .args(args),
+                "",
             )
             .ok()
         };

@@ -51,7 +51,7 @@ pub fn run(
         process::reset_peak_rss(p);
     }
     let cpu_before = pid.map(process::cpu_time).transpose()?;
-    let out = process::output(&mut cmd)?;
+    let out = process::output(&mut cmd, "")?;
     let cpu = pid
         .map(process::cpu_time)
         .transpose()?
@@ -96,6 +96,7 @@ fn parse(out: &str) -> Result<Sample> {
         p999_us: None,
         max_us: ms("max:"),
         cpu_us_per_stmt: None,
+        client_cpu_us_per_stmt: None,
         peak_rss_kib: None,
         rss_per_conn_kib: None,
         histogram: None,

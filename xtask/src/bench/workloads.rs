@@ -163,6 +163,8 @@ pub struct Measured {
     pub latency_us: Histogram<u64>,
     /// CPU time the path's process used in the window.
     pub cpu: Option<Duration>,
+    /// CPU time the load generator (this process) used in the window.
+    pub client_cpu: Option<Duration>,
     /// The path's process peak RSS during the window, KiB.
     pub peak_rss_kib: Option<u64>,
     /// For [`Workload::Idle`]: RSS growth of the path's process per held connection, KiB.
@@ -209,12 +211,14 @@ pub async fn run_timed(
 
     tokio::time::sleep_until(measure_from.into()).await;
     let cpu_before = pid.map(process::cpu_time).transpose()?;
+    let client_cpu_before = process::cpu_time(std::process::id())?;
     if let Some(p) = pid {
         // If the reset is refused, VmHWM below is the process's lifetime peak.
         process::reset_peak_rss(p);
     }
     tokio::time::sleep_until(until.into()).await;
     let cpu_after = pid.map(process::cpu_time).transpose()?;
+    let client_cpu = process::cpu_time(std::process::id())?.saturating_sub(client_cpu_before);
     let peak_rss_kib = pid.map(|p| process::status_kib(p, "VmHWM")).transpose()?;
 
     let mut total = Measured {
@@ -225,6 +229,7 @@ pub async fn run_timed(
         elapsed: window.measure,
         latency_us: new_histogram(),
         cpu: cpu_before.zip(cpu_after).map(|(b, a)| a.saturating_sub(b)),
+        client_cpu: Some(client_cpu),
         peak_rss_kib,
         rss_per_conn_kib: None,
     };
@@ -428,7 +433,10 @@ impl Client {
                     .await?
                     .for_each_and_drop(|_row| rows += 1)
                     .await?;
-                ensure!(rows == BIG_ROWS, "large result: {rows} rows, expected {BIG_ROWS}");
+                ensure!(
+                    rows == BIG_ROWS,
+                    "large result: {rows} rows, expected {BIG_ROWS}"
+                );
                 return Ok(1);
             }
             Workload::ConnectStorm | Workload::Idle => unreachable!("handled elsewhere"),
@@ -442,19 +450,23 @@ impl Client {
 }
 
 /// Opens `n` connections (64 at a time), holds them idle, and reports the growth in RSS of the
-/// path's process per connection, then pings each (they must still be usable) and closes them.
-/// The latency recorded is each connection's connect + authenticate.
+/// path's process per connection (from after a first connection to `settle` after the last),
+/// then pings each (they must still be usable) and closes them. The latency recorded is each
+/// connection's connect + authenticate.
 pub async fn run_idle(
     endpoint: &Endpoint,
     n: usize,
     settle: Duration,
     pid: Option<u32>,
 ) -> Result<Measured> {
+    let opts = endpoint.opts();
+    // One connection first: what the relay sets up once (threads, buffers) is no connection's cost.
+    let first = Conn::new(opts.clone()).await.context("first connection")?;
+    tokio::time::sleep(settle).await;
     let rss_before = pid.map(|p| process::status_kib(p, "VmRSS")).transpose()?;
     if let Some(p) = pid {
         process::reset_peak_rss(p);
     }
-    let opts = endpoint.opts();
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let started = Instant::now();
     let mut connecting = JoinSet::new();
@@ -508,6 +520,7 @@ pub async fn run_idle(
     while let Some(done) = closing.join_next().await {
         done?.context("an idle connection did not survive being held")?;
     }
+    first.disconnect().await?;
 
     Ok(Measured {
         ops: n as u64,
@@ -517,6 +530,7 @@ pub async fn run_idle(
         elapsed,
         latency_us,
         cpu: None,
+        client_cpu: None,
         peak_rss_kib,
         rss_per_conn_kib,
     })
