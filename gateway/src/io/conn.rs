@@ -34,6 +34,15 @@ pub(crate) trait Stream: Sized + 'static {
     fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
     /// Shuts both directions down, waking a pending read.
     fn shutdown(&self);
+    /// The buffer a reader starts with (`size` is a hint).
+    fn read_buffer(size: usize) -> Vec<u8> {
+        Vec::with_capacity(size)
+    }
+    /// Called with the read buffer once its bytes are handled: a driver that can lend buffers
+    /// only for the duration of a read takes it back here (idle connections then hold none).
+    fn recycle(buf: Vec<u8>) -> Vec<u8> {
+        buf
+    }
 }
 
 /// The runtime-specific pieces: connecting and spawning.
@@ -46,10 +55,10 @@ pub(crate) trait Runtime: 'static {
     fn spawn(fut: impl Future<Output = ()> + 'static);
 }
 
-/// Read buffer sizes: small for clients (idle connections hold theirs), larger upstream
-/// (result sets flow that way).
-const CLIENT_READ_BUF: usize = 16 << 10;
-const SERVER_READ_BUF: usize = 64 << 10;
+/// Read buffer sizes for drivers whose reads own a buffer while they wait (io_uring): small for
+/// clients, larger upstream (result sets flow that way). Every idle connection holds both.
+const CLIENT_READ_BUF: usize = 8 << 10;
+const SERVER_READ_BUF: usize = 32 << 10;
 
 struct Conn<R: Runtime> {
     session: RefCell<Session>,
@@ -95,7 +104,7 @@ pub(crate) async fn serve<R: Runtime>(
 }
 
 async fn client_reader<R: Runtime>(conn: Rc<Conn<R>>) {
-    let mut buf = Vec::with_capacity(CLIENT_READ_BUF);
+    let mut buf = R::Stream::read_buffer(CLIENT_READ_BUF);
     while !conn.done.get() {
         let (res, b) = conn.client.read(buf).await;
         buf = b;
@@ -109,6 +118,7 @@ async fn client_reader<R: Runtime>(conn: Rc<Conn<R>>) {
                 conn.session
                     .borrow_mut()
                     .handle_client(Instant::now(), &buf[..n]);
+                buf = R::Stream::recycle(buf);
                 after_input(&conn).await;
             }
         }
@@ -116,7 +126,7 @@ async fn client_reader<R: Runtime>(conn: Rc<Conn<R>>) {
 }
 
 async fn server_reader<R: Runtime>(conn: Rc<Conn<R>>, server: Rc<R::Stream>) {
-    let mut buf = Vec::with_capacity(SERVER_READ_BUF);
+    let mut buf = R::Stream::read_buffer(SERVER_READ_BUF);
     while !conn.done.get() {
         let (res, b) = server.read(buf).await;
         buf = b;
@@ -130,6 +140,7 @@ async fn server_reader<R: Runtime>(conn: Rc<Conn<R>>, server: Rc<R::Stream>) {
                 conn.session
                     .borrow_mut()
                     .handle_server(Instant::now(), &buf[..n]);
+                buf = R::Stream::recycle(buf);
                 after_input(&conn).await;
             }
         }

@@ -6,16 +6,33 @@ use std::net::SocketAddr;
 
 use super::conn::{Runtime, Stream};
 
+/// Size of a pooled read buffer.
+const READ_BUF: usize = 64 << 10;
+/// Buffers kept per worker; more are freed.
+const MAX_POOLED: usize = 64;
+
+thread_local! {
+    /// Read buffers lent to readers only while they read: an idle connection holds none.
+    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// tokio as a [`Runtime`].
 pub(crate) struct Epoll;
 
 impl Stream for tokio::net::TcpStream {
-    async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        buf.clear();
+    async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        // Wait for readiness holding no buffer; borrow one from the worker's pool only to read.
+        let mut buf = buf;
         loop {
             if let Err(e) = self.readable().await {
                 return (Err(e), buf);
             }
+            if buf.capacity() == 0 {
+                buf = POOL
+                    .with(|p| p.borrow_mut().pop())
+                    .unwrap_or_else(|| Vec::with_capacity(READ_BUF));
+            }
+            buf.clear();
             // Reads into the spare capacity: no zeroing of the buffer per read.
             match self.try_read_buf(&mut buf) {
                 Ok(n) => return (Ok(n), buf),
@@ -23,6 +40,20 @@ impl Stream for tokio::net::TcpStream {
                 Err(e) => return (Err(e), buf),
             }
         }
+    }
+
+    fn read_buffer(_: usize) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn recycle(buf: Vec<u8>) -> Vec<u8> {
+        POOL.with(|p| {
+            let mut pool = p.borrow_mut();
+            if pool.len() < MAX_POOLED {
+                pool.push(buf);
+            }
+        });
+        Vec::new()
     }
 
     async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
