@@ -210,7 +210,7 @@ pub struct IoConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum IoMode {
-    /// io_uring when available, otherwise epoll (and log why).
+    /// The driver measured fastest here (epoll; see README "Performance").
     #[default]
     Auto,
     /// io_uring via tokio-uring.

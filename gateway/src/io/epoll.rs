@@ -36,7 +36,9 @@ impl Stream for tokio::net::TcpStream {
             // Reads into the spare capacity: no zeroing of the buffer per read.
             match self.try_read_buf(&mut buf) {
                 Ok(n) => return (Ok(n), buf),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // Stale readiness (tokio clears it only now): give the buffer back before
+                // waiting again, or every idle connection would end up holding one.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => buf = Self::recycle(buf),
                 Err(e) => return (Err(e), buf),
             }
         }
