@@ -200,7 +200,7 @@ impl LimitsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IoConfig {
-    /// `auto` (io_uring if it works here, else epoll), `uring` or `epoll`.
+    /// `auto` (the driver measured fastest: epoll), `uring` or `epoll`.
     pub mode: IoMode,
     /// Worker threads (one runtime each); 0 means one per CPU.
     pub threads: usize,
