@@ -18,10 +18,9 @@
 
 use nom::number::complete::{le_u16, le_u32, le_u8};
 
-use super::codec::{
-    lenenc_bytes, null_str, null_str_or_eof, parse_all, put_lenenc_bytes, put_null_str, Res,
-};
+use super::codec::{null_str, null_str_or_eof, parse_all, put_null_str, Res};
 use super::consts::{CapabilityFlags, Command};
+use super::handshake::{connect_attrs, put_connect_attrs};
 use super::Error;
 
 /// A parsed client command, borrowing from the packet.
@@ -258,15 +257,7 @@ fn change_user(input: &[u8], caps: CapabilityFlags) -> Res<'_, ChangeUser<'_>> {
         };
     let (input, connect_attrs) =
         if caps.contains(CapabilityFlags::CLIENT_CONNECT_ATTRS) && !input.is_empty() {
-            let (rest, mut attrs) = lenenc_bytes(input)?;
-            let mut list = Vec::new();
-            while !attrs.is_empty() {
-                let (a, k) = lenenc_bytes(attrs)?;
-                let (a, v) = lenenc_bytes(a)?;
-                list.push((k, v));
-                attrs = a;
-            }
-            (rest, list)
+            connect_attrs(input)?
         } else {
             (input, Vec::new())
         };
@@ -339,12 +330,7 @@ pub fn encode_command(out: &mut Vec<u8>, cmd: &CommandPacket<'_>, caps: Capabili
                     put_null_str(out, c.auth_plugin.unwrap_or_default());
                 }
                 if caps.contains(CapabilityFlags::CLIENT_CONNECT_ATTRS) {
-                    let mut attrs = Vec::new();
-                    for (k, v) in &c.connect_attrs {
-                        put_lenenc_bytes(&mut attrs, k);
-                        put_lenenc_bytes(&mut attrs, v);
-                    }
-                    put_lenenc_bytes(out, &attrs);
+                    put_connect_attrs(out, &c.connect_attrs);
                 }
             }
         }

@@ -210,15 +210,7 @@ fn handshake_response(input: &[u8]) -> Res<'_, HandshakeResponse41<'_>> {
         };
     let (input, connect_attrs) =
         if caps.contains(CapabilityFlags::CLIENT_CONNECT_ATTRS) && !input.is_empty() {
-            let (rest, mut attrs) = lenenc_bytes(input)?;
-            let mut list = Vec::new();
-            while !attrs.is_empty() {
-                let (a, k) = lenenc_bytes(attrs)?;
-                let (a, v) = lenenc_bytes(a)?;
-                list.push((k, v));
-                attrs = a;
-            }
-            (rest, list)
+            connect_attrs(input)?
         } else {
             (input, Vec::new())
         };
@@ -257,13 +249,32 @@ pub fn encode_handshake_response(out: &mut Vec<u8>, r: &HandshakeResponse41<'_>)
         put_null_str(out, r.auth_plugin.unwrap_or_default());
     }
     if caps.contains(CapabilityFlags::CLIENT_CONNECT_ATTRS) {
-        let mut attrs = Vec::new();
-        for (k, v) in &r.connect_attrs {
-            put_lenenc_bytes(&mut attrs, k);
-            put_lenenc_bytes(&mut attrs, v);
-        }
-        put_lenenc_bytes(out, &attrs);
+        put_connect_attrs(out, &r.connect_attrs);
     }
+}
+
+/// Connection attributes: `attrs<lenenc> := (key<lenenc> value<lenenc>)*` (also in
+/// COM_CHANGE_USER).
+pub fn connect_attrs(input: &[u8]) -> Res<'_, Vec<(&[u8], &[u8])>> {
+    let (rest, mut attrs) = lenenc_bytes(input)?;
+    let mut list = Vec::new();
+    while !attrs.is_empty() {
+        let (a, k) = lenenc_bytes(attrs)?;
+        let (a, v) = lenenc_bytes(a)?;
+        list.push((k, v));
+        attrs = a;
+    }
+    Ok((rest, list))
+}
+
+/// Appends connection attributes (see [`connect_attrs`]).
+pub fn put_connect_attrs(out: &mut Vec<u8>, attrs: &[(&[u8], &[u8])]) {
+    let mut block = Vec::new();
+    for (k, v) in attrs {
+        put_lenenc_bytes(&mut block, k);
+        put_lenenc_bytes(&mut block, v);
+    }
+    put_lenenc_bytes(out, &block);
 }
 
 /// The server asks the client to authenticate with another plugin.
