@@ -34,6 +34,8 @@ pub(crate) trait Stream: Sized + 'static {
     fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
     /// Shuts both directions down, waking a pending read.
     fn shutdown(&self);
+    /// Sends FIN but keeps reading (a lingering close).
+    fn shutdown_write(&self);
     /// The buffer a reader starts with (`size` is a hint).
     fn read_buffer(size: usize) -> Vec<u8> {
         Vec::with_capacity(size)
@@ -103,23 +105,40 @@ pub(crate) async fn serve<R: Runtime>(
     client_reader(conn).await;
 }
 
+/// How long a closed session keeps reading (and discarding) what the client still sends, so
+/// that its final ERR is not destroyed by a reset (closing a socket with unread data sends RST,
+/// and the peer's kernel then drops what it had not yet read).
+const LINGER: Duration = Duration::from_secs(2);
+
 async fn client_reader<R: Runtime>(conn: Rc<Conn<R>>) {
     let mut buf = R::Stream::read_buffer(CLIENT_READ_BUF);
+    client_loop(&conn, &mut buf).await;
+    // Lingering close: the write side is already shut; drain until the client closes too.
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while let Ok((Ok(1..), b)) =
+        tokio::time::timeout_at(deadline, conn.client.read(std::mem::take(&mut buf))).await
+    {
+        buf = R::Stream::recycle(b);
+    }
+    conn.client.shutdown();
+}
+
+async fn client_loop<R: Runtime>(conn: &Rc<Conn<R>>, buf: &mut Vec<u8>) {
     while !conn.done.get() {
-        let (res, b) = conn.client.read(buf).await;
-        buf = b;
+        let (res, b) = conn.client.read(std::mem::take(buf)).await;
+        *buf = b;
         match res {
             Ok(0) | Err(_) => {
                 conn.session.borrow_mut().handle_client_eof(Instant::now());
-                after_input(&conn).await;
-                break;
+                after_input(conn).await;
+                return;
             }
             Ok(n) => {
                 conn.session
                     .borrow_mut()
                     .handle_client(Instant::now(), &buf[..n]);
-                buf = R::Stream::recycle(buf);
-                after_input(&conn).await;
+                *buf = R::Stream::recycle(std::mem::take(buf));
+                after_input(conn).await;
             }
         }
     }
@@ -234,7 +253,8 @@ async fn after_input<R: Runtime>(conn: &Rc<Conn<R>>) {
         // Let queued bytes (a final ERR) reach the sockets, then close both.
         flush(conn, Peer::Client).await;
         conn.done.set(true);
-        conn.client.shutdown();
+        // The client reader drains what is still in flight, then closes (see LINGER).
+        conn.client.shutdown_write();
         if let Some(s) = conn.server.borrow().as_ref() {
             s.shutdown();
         }

@@ -76,6 +76,10 @@ impl Stream for tokio::net::TcpStream {
     fn shutdown(&self) {
         let _ = socket2::SockRef::from(self).shutdown(std::net::Shutdown::Both);
     }
+
+    fn shutdown_write(&self) {
+        let _ = socket2::SockRef::from(self).shutdown(std::net::Shutdown::Write);
+    }
 }
 
 impl Runtime for Epoll {

@@ -23,6 +23,10 @@ impl Stream for tokio_uring::net::TcpStream {
     fn shutdown(&self) {
         let _ = tokio_uring::net::TcpStream::shutdown(self, std::net::Shutdown::Both);
     }
+
+    fn shutdown_write(&self) {
+        let _ = tokio_uring::net::TcpStream::shutdown(self, std::net::Shutdown::Write);
+    }
 }
 
 impl Runtime for Uring {
