@@ -370,6 +370,7 @@ pub mod session {
             upstream_user: UPSTREAM_USER.to_owned(),
             upstream_password: UPSTREAM_PASSWORD.to_owned(),
             upstream_tls: None,
+            upstream_public_key: None,
             limits: LimitsConfig::default(),
             gate: Arc::new(AllowAll),
             rows: Arc::new(PassThrough),

@@ -95,6 +95,11 @@ pub struct TargetConfig {
     /// TLS to the upstream.
     #[serde(default)]
     pub tls: UpstreamTlsConfig,
+    /// PEM file with the server's RSA public key, for `caching_sha2_password` full
+    /// authentication without TLS. Without it (and without TLS) the gateway refuses rather than
+    /// encrypt its password to a key received over plaintext.
+    #[serde(default)]
+    pub server_public_key: Option<PathBuf>,
 }
 
 /// TLS from the gateway to a target.
@@ -328,6 +333,9 @@ impl Config {
                 fix(p);
             }
             if let Some(p) = &mut t.tls.ca {
+                fix(p);
+            }
+            if let Some(p) = &mut t.server_public_key {
                 fix(p);
             }
         }
@@ -1509,6 +1517,7 @@ secret = "{}"
             password_env: env.map(str::to_owned),
             password_file: file,
             tls: UpstreamTlsConfig::default(),
+            server_public_key: None,
         }
     }
 

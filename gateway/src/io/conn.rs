@@ -105,6 +105,9 @@ pub(crate) async fn serve<R: Runtime>(
     client_reader(conn).await;
 }
 
+/// How long a write may make no progress before the session is closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long a closed session keeps reading (and discarding) what the client still sends, so
 /// that its final ERR is not destroyed by a reset (closing a socket with unread data sends RST,
 /// and the peer's kernel then drops what it had not yet read).
@@ -113,11 +116,9 @@ const LINGER: Duration = Duration::from_secs(2);
 async fn client_reader<R: Runtime>(conn: Rc<Conn<R>>) {
     let mut buf = R::Stream::read_buffer(CLIENT_READ_BUF);
     client_loop(&conn, &mut buf).await;
-    // Lingering close: the write side is already shut; drain until the client closes too.
-    let deadline = tokio::time::Instant::now() + LINGER;
-    while let Ok((Ok(1..), b)) =
-        tokio::time::timeout_at(deadline, conn.client.read(std::mem::take(&mut buf))).await
-    {
+    // Lingering close: the write side is already shut; drain until the client closes too, or
+    // until the linger task shuts the socket (which ends this read).
+    while let (Ok(1..), b) = conn.client.read(std::mem::take(&mut buf)).await {
         buf = R::Stream::recycle(b);
     }
     conn.client.shutdown();
@@ -253,8 +254,14 @@ async fn after_input<R: Runtime>(conn: &Rc<Conn<R>>) {
         // Let queued bytes (a final ERR) reach the sockets, then close both.
         flush(conn, Peer::Client).await;
         conn.done.set(true);
-        // The client reader drains what is still in flight, then closes (see LINGER).
+        // The client reader drains what is still in flight, then closes (see LINGER); a
+        // client that neither sends nor closes is cut off after LINGER, waking that read.
         conn.client.shutdown_write();
+        let lingering = conn.clone();
+        R::spawn(async move {
+            tokio::time::sleep(LINGER).await;
+            lingering.client.shutdown();
+        });
         if let Some(s) = conn.server.borrow().as_ref() {
             s.shutdown();
         }
@@ -281,11 +288,24 @@ async fn flush<R: Runtime>(conn: &Rc<Conn<R>>, to: Peer) {
             *guard = buf;
             return;
         }
-        let (res, buf) = match &server {
-            None => conn.client.write_all(buf).await,
-            Some(s) => s.write_all(buf).await,
+        // A peer that stops reading must not pin the session forever (MySQL's own
+        // net_write_timeout plays this part for direct connections).
+        let write = async {
+            match &server {
+                None => conn.client.write_all(buf).await,
+                Some(s) => s.write_all(buf).await,
+            }
         };
-        *guard = buf;
+        let res = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok((res, buf)) => {
+                *guard = buf;
+                res
+            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer stopped reading",
+            )),
+        };
         if res.is_err() {
             let now = Instant::now();
             match to {

@@ -321,6 +321,16 @@ fn session_config(
             .password()
             .map_err(|e| StartError::Config(e.to_string()))?,
         upstream_tls,
+        upstream_public_key: match &target.server_public_key {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                StartError::Config(format!(
+                    "target {:?}: server_public_key {}: {e}",
+                    target.name,
+                    path.display()
+                ))
+            })?),
+        },
         limits: config.limits.clone(),
         gate: Arc::new(AllowAll),
         rows: Arc::new(PassThrough),

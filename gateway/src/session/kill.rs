@@ -100,25 +100,25 @@ pub(crate) enum KillStatement {
     Unsupported,
 }
 
-/// Classifies a statement's text. Leading whitespace and ordinary comments are skipped; an
-/// executable comment (`/*! … */`, `/*M! … */`) that starts with `KILL` counts as a `KILL`.
+/// Classifies a statement's text. Only `KILL [CONNECTION | QUERY] <id>`, alone, preceded at most
+/// by whitespace and ordinary comments, is translatable. Any other text in which `KILL` appears
+/// as a keyword — after another statement, inside an executable comment, a compound statement —
+/// or that prepares or executes dynamic SQL mentioning it, is refused: it would reach the
+/// upstream untranslated.
 pub(crate) fn classify(sql: &[u8]) -> KillStatement {
-    let rest = skip_blanks(sql);
-    let executable = rest.starts_with(b"/*!") || rest.starts_with(b"/*M!");
-    let body = if executable {
-        let inner = &rest[if rest.starts_with(b"/*!") { 3 } else { 4 }..];
-        // Skip an optional version number, as the server does.
-        let digits = inner.iter().take_while(|b| b.is_ascii_digit()).count();
-        skip_blanks(&inner[digits..])
-    } else {
-        rest
-    };
-    let Some(after) = keyword(body, b"KILL") else {
-        return KillStatement::NotKill;
-    };
-    if executable {
-        return KillStatement::Unsupported;
+    if let Some(simple) = simple_kill(sql) {
+        return simple;
     }
+    if mentions_kill(sql) {
+        KillStatement::Unsupported
+    } else {
+        KillStatement::NotKill
+    }
+}
+
+fn simple_kill(sql: &[u8]) -> Option<KillStatement> {
+    let rest = skip_blanks(sql);
+    let after = keyword(rest, b"KILL")?;
     let mut rest = skip_spaces(after);
     let mut kind = "";
     if let Some(r) = keyword(rest, b"CONNECTION") {
@@ -130,17 +130,87 @@ pub(crate) fn classify(sql: &[u8]) -> KillStatement {
     }
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 19 {
-        return KillStatement::Unsupported;
+        return None;
     }
-    let id = std::str::from_utf8(&rest[..digits])
-        .ok()
-        .and_then(|d| d.parse().ok());
+    let id = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
     let tail = skip_spaces(&rest[digits..]);
     let tail = tail.strip_prefix(b";").map_or(tail, skip_spaces);
-    match (id, tail.is_empty()) {
-        (Some(id), true) => KillStatement::Simple { kind, id },
-        _ => KillStatement::Unsupported,
+    tail.is_empty()
+        .then_some(KillStatement::Simple { kind, id })
+}
+
+/// Whether `KILL` appears as a keyword outside string literals and ordinary comments (the
+/// bodies of executable comments `/*! … */` count as code), or the text runs dynamic SQL
+/// (`PREPARE`, `EXECUTE`) and mentions `kill` anywhere, strings included.
+fn mentions_kill(sql: &[u8]) -> bool {
+    let mut dynamic = false;
+    let mut i = 0;
+    while i < sql.len() {
+        let b = sql[i];
+        match b {
+            b'\'' | b'"' | b'`' => {
+                // Skip a quoted string or identifier (backslash escapes, doubled quotes).
+                i += 1;
+                while i < sql.len() {
+                    if sql[i] == b'\\' && b != b'`' {
+                        i += 2;
+                    } else if sql[i] == b {
+                        if sql.get(i + 1) == Some(&b) {
+                            i += 2;
+                        } else {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                i += 1;
+            }
+            b'/' if sql.get(i + 1) == Some(&b'*') => {
+                let executable =
+                    matches!(sql.get(i + 2), Some(b'!')) || sql[i..].starts_with(b"/*M!");
+                if executable {
+                    // Code inside: keep scanning (its closing `*/` is skipped below).
+                    i += if sql[i..].starts_with(b"/*M!") { 4 } else { 3 };
+                } else {
+                    i = sql[i + 2..]
+                        .windows(2)
+                        .position(|w| w == b"*/")
+                        .map_or(sql.len(), |p| i + 2 + p + 2);
+                }
+            }
+            b'#' => i = line_end(sql, i),
+            b'-' if sql.get(i + 1) == Some(&b'-')
+                && sql
+                    .get(i + 2)
+                    .is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_control()) =>
+            {
+                i = line_end(sql, i)
+            }
+            _ if b.is_ascii_alphanumeric() || b == b'_' || b == b'$' => {
+                let len = sql[i..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'$')
+                    .count();
+                let word = &sql[i..i + len];
+                if word.eq_ignore_ascii_case(b"KILL") {
+                    return true;
+                }
+                dynamic |=
+                    word.eq_ignore_ascii_case(b"PREPARE") || word.eq_ignore_ascii_case(b"EXECUTE");
+                i += len;
+            }
+            _ => i += 1,
+        }
     }
+    dynamic && sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"kill"))
+}
+
+fn line_end(sql: &[u8], from: usize) -> usize {
+    sql[from..]
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(sql.len(), |p| from + p + 1)
 }
 
 /// `word` (case-insensitive) at the start of `s`, not followed by an identifier character.
@@ -219,6 +289,14 @@ mod tests {
             b"/*!50000 KILL 5 */",
             b"/*M! KILL 5*/",
             b"KILL",
+            b"\x0bKILL 5",
+            b"--\nKILL 5",
+            b"/*!99999 x*/ KILL 5",
+            b"/*!*/KILL 5",
+            b"DO 0; KILL 5",
+            b"PREPARE s FROM 'KILL 5'",
+            b"EXECUTE IMMEDIATE 'kill 5'",
+            b"BEGIN NOT ATOMIC KILL 5; END",
         ] {
             assert_eq!(
                 classify(sql),
@@ -232,6 +310,14 @@ mod tests {
     #[test]
     fn other_statements_are_not_kills() {
         assert_eq!(classify(b"SELECT 'KILL 5'"), KillStatement::NotKill);
+        assert_eq!(
+            classify(b"SELECT `kill` FROM t -- KILL 5"),
+            KillStatement::NotKill
+        );
+        assert_eq!(
+            classify(b"SELECT \"it's a kill\" /* KILL 5 */"),
+            KillStatement::NotKill
+        );
         assert_eq!(classify(b"KILLED"), KillStatement::NotKill);
         assert_eq!(
             classify(b"/*!40101 SET NAMES utf8 */"),

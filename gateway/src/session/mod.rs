@@ -59,6 +59,13 @@ use upstream::{LoginStep, UpstreamLogin};
 
 pub use channel::ChannelError;
 
+/// Largest packet before the client is authenticated: handshake responses and auth data are
+/// small, so an unauthenticated peer may not make the gateway buffer megabytes.
+const MAX_PREAUTH_PACKET: usize = 64 << 10;
+
+/// What a client may send ahead (beyond one whole packet) while the session is not reading.
+const QUEUED_SLACK: usize = 1 << 20;
+
 /// Largest server packet the gateway accepts (MySQL's own max_allowed_packet ceiling).
 const MAX_SERVER_PACKET: usize = 1 << 30;
 
@@ -136,6 +143,9 @@ pub struct SessionConfig {
     pub upstream_user: String,
     /// Its password (held by the gateway, never seen by clients).
     pub upstream_password: String,
+    /// The upstream's RSA public key (PEM), pinned for caching_sha2 full authentication
+    /// without TLS.
+    pub upstream_public_key: Option<Vec<u8>>,
     /// TLS to the upstream: client config and the name to verify.
     pub upstream_tls: Option<(
         Arc<rustls::ClientConfig>,
@@ -298,6 +308,10 @@ pub struct Session {
     database: Option<String>,
     upstream_connection_id: u32,
     deadline: Option<Instant>,
+    /// `Event::Closed` has been emitted (exactly once per session).
+    closed_reported: bool,
+    /// Capabilities offered in the greeting (what the client may negotiate).
+    offered: CapabilityFlags,
     /// Greeting plugin and nonce, kept until the login response can be sent.
     pending_login: Option<(String, Vec<u8>)>,
     events: VecDeque<Event>,
@@ -335,6 +349,8 @@ impl Session {
             database: None,
             upstream_connection_id: 0,
             pending_login: None,
+            closed_reported: false,
+            offered: CapabilityFlags::empty(),
             events: VecDeque::new(),
             scratch: Vec::new(),
         };
@@ -402,6 +418,21 @@ impl Session {
             }
             self.resume_client(now);
         }
+        // Bytes the session is not reading yet (a command is in flight, held or logging in)
+        // may not pile up without bound.
+        if self.client.inbound.len() > self.max_client_packet() + QUEUED_SLACK {
+            warn!(
+                session = self.id,
+                queued = self.client.inbound.len(),
+                "client sent too much ahead"
+            );
+            self.send_client_err_seq(
+                self.next_client_seq(),
+                ErrorCode::ER_NET_PACKET_TOO_LARGE,
+                "Gatehouse: too much data sent ahead of the server's answer",
+            );
+            return self.close(CloseReason::ProtocolError("too much data queued".into()));
+        }
         if self.client.closed {
             self.handle_client_eof(now);
         }
@@ -425,6 +456,9 @@ impl Session {
 
     /// The upstream could not be reached.
     pub fn handle_server_unreachable(&mut self, _now: Instant, reason: &str) {
+        if self.closed_reported {
+            return;
+        }
         warn!(session = self.id, target = %self.cfg.target_name, %reason, "upstream unreachable");
         let msg = format!(
             "Gatehouse: target '{}' is unavailable, try again later",
@@ -553,7 +587,7 @@ impl Session {
                     .flatten()
                     .expect("held packets were parsed before");
                 let cmd = parse_command(&p.payload, self.caps).expect("held packets parsed");
-                self.forward_command(now, received, &cmd, &packet);
+                self.forward_translated(now, received, &cmd, &packet);
             }
             Verdict::Deny(reason) => {
                 self.refuse(
@@ -589,8 +623,7 @@ impl Session {
             if !self.accepts_client_packets() {
                 return used;
             }
-            let max = self.cfg.limits.max_packet_size;
-            let packet = match parse_packet(&buf[used..], max) {
+            let packet = match parse_packet(&buf[used..], self.max_client_packet()) {
                 Ok(Some(p)) => p,
                 Ok(None) => return used,
                 Err(FrameError::TooLarge { len, max }) => {
@@ -680,7 +713,7 @@ impl Session {
     }
 
     fn on_handshake_response(&mut self, payload: &[u8]) -> bool {
-        let offered = self.offered_capabilities();
+        let offered = self.offered;
         if payload.len() == SSL_REQUEST_LEN {
             let req = match parse_ssl_request(payload) {
                 Ok(r) => r,
@@ -831,7 +864,7 @@ impl Session {
                     database: self.database.as_deref(),
                 };
                 match self.cfg.gate.decide(&ctx, &cmd) {
-                    Decision::Allow => self.forward_translated(now, &cmd, raw),
+                    Decision::Allow => self.forward_translated(now, now, &cmd, raw),
                     Decision::Refuse { code, message } => {
                         self.refuse(now, now, Some(cmd.command()), code, &message)
                     }
@@ -854,7 +887,13 @@ impl Session {
 
     /// Forwards an allowed command, translating `KILL` targets from gateway session ids to
     /// upstream thread ids (see [`kill`]).
-    fn forward_translated(&mut self, now: Instant, cmd: &CommandPacket<'_>, raw: &[u8]) {
+    fn forward_translated(
+        &mut self,
+        now: Instant,
+        received: Instant,
+        cmd: &CommandPacket<'_>,
+        raw: &[u8],
+    ) {
         // (gateway session id, SQL form) of a KILL; None: not a KILL.
         let target = match cmd {
             CommandPacket::ProcessKill { connection_id } => Some((u64::from(*connection_id), None)),
@@ -864,17 +903,29 @@ impl Session {
                 kill::KillStatement::Unsupported => {
                     return self.refuse(
                         now,
-                        now,
+                        received,
                         Some(Command::COM_QUERY),
                         ErrorCode::ER_NOT_ALLOWED_COMMAND,
                         "Gatehouse: only KILL [CONNECTION | QUERY] <id>, alone in its statement, is supported",
                     );
                 }
             },
+            // A prepared KILL would run untranslated at every EXECUTE.
+            CommandPacket::StmtPrepare { sql }
+                if kill::classify(sql) != kill::KillStatement::NotKill =>
+            {
+                return self.refuse(
+                    now,
+                    received,
+                    Some(Command::COM_STMT_PREPARE),
+                    ErrorCode::ER_NOT_ALLOWED_COMMAND,
+                    "Gatehouse: KILL cannot be prepared; send KILL [CONNECTION | QUERY] <id> as a query",
+                );
+            }
             _ => None,
         };
         let Some((id, sql_kind)) = target else {
-            return self.forward_command(now, now, cmd, raw);
+            return self.forward_command(now, received, cmd, raw);
         };
         let identity = self
             .identity
@@ -904,7 +955,7 @@ impl Session {
                 let mut framed = Vec::new();
                 write_packet(&mut framed, 0, &payload);
                 self.client_seq = 0;
-                return self.forward_command(now, now, &translated, &framed);
+                return self.forward_command(now, received, &translated, &framed);
             }
             Err(kill::KillRefusal::Unknown(id)) => (1094, format!("Unknown thread id: {id}")),
             Err(kill::KillRefusal::NotOwner(id)) => {
@@ -915,7 +966,7 @@ impl Session {
             code: refusal.0,
             sqlstate: "HY000",
         };
-        self.refuse(now, now, Some(cmd.command()), code, &refusal.1);
+        self.refuse(now, received, Some(cmd.command()), code, &refusal.1);
     }
 
     fn forward_command(
@@ -944,6 +995,7 @@ impl Session {
         if expect == Expect::Nothing {
             self.events.push_back(Event::Command(record));
             self.state = State::Idle;
+            self.deadline = Some(now + self.cfg.limits.idle_timeout());
             return;
         }
         let new_schema = match cmd {
@@ -1184,8 +1236,12 @@ impl Session {
         }
         match role {
             PacketRole::ColumnDefinition => {
-                if let Ok(c) = parse_column_definition(payload) {
-                    flight.columns.push(ColumnInfo::from_definition(&c));
+                match parse_column_definition(payload) {
+                    Ok(c) => flight.columns.push(ColumnInfo::from_definition(&c)),
+                    // Rows could no longer be matched to their columns: stop, don't guess.
+                    Err(e) => {
+                        return self.upstream_failed(format!("upstream column definition: {e}"))
+                    }
                 }
                 self.forward_shifted(raw);
             }
@@ -1337,7 +1393,11 @@ impl Session {
         let mut payload = Vec::new();
         encode_handshake_response(&mut payload, &response);
         self.send_server_packet(&payload);
-        self.state = State::UpstreamAuth(UpstreamLogin::new(plugin, nonce));
+        self.state = State::UpstreamAuth(UpstreamLogin::new(
+            plugin,
+            nonce,
+            self.cfg.upstream_public_key.clone(),
+        ));
     }
 
     fn on_login_step(&mut self, now: Instant, step: LoginStep) {
@@ -1435,6 +1495,7 @@ impl Session {
     }
 
     fn send_greeting(&mut self) {
+        self.offered = self.offered_capabilities();
         let learned = self.cfg.target.get();
         let version = learned
             .as_ref()
@@ -1445,7 +1506,7 @@ impl Session {
             connection_id: self.connection_id(),
             auth_data_1: &self.nonce[..8],
             auth_data_2: &self.nonce[8..],
-            capabilities: self.offered_capabilities(),
+            capabilities: self.offered,
             charset: learned.map(|t| t.charset).unwrap_or(45),
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             mariadb_capabilities: 0,
@@ -1540,6 +1601,16 @@ impl Session {
         self.close(CloseReason::UpstreamProtocolError(why));
     }
 
+    /// The largest client packet accepted in the current state.
+    fn max_client_packet(&self) -> usize {
+        match self.state {
+            State::ExpectHandshakeResponse | State::ClientAuth(_) | State::ChangeUserAuth(_) => {
+                MAX_PREAUTH_PACKET.min(self.cfg.limits.max_packet_size)
+            }
+            _ => self.cfg.limits.max_packet_size,
+        }
+    }
+
     /// The connection id the client was greeted with (what its `KILL` names).
     fn connection_id(&self) -> u32 {
         (self.id & 0xFFFF_FFFF) as u32
@@ -1555,9 +1626,10 @@ impl Session {
     }
 
     fn close(&mut self, reason: CloseReason) {
-        if self.is_closed() && self.events.iter().any(|e| matches!(e, Event::Closed(_))) {
+        if self.is_closed() && self.closed_reported {
             return;
         }
+        self.closed_reported = true;
         debug!(session = self.id, ?reason, "session closed");
         self.cfg.registry.unregister(self.connection_id());
         self.client.close();

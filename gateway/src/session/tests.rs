@@ -269,7 +269,7 @@ enum UpstreamLogin {
     /// AuthSwitchRequest to mysql_native_password with [`SWITCH_NONCE`], then OK.
     SwitchToNative,
     /// caching_sha2_password "perform full authentication" (0x01 0x04) without TLS: serves its
-    /// RSA key on request (0x02), decrypts the answer, then OK.
+    /// password encrypted to its (pinned) RSA key, decrypts it, then OK.
     Sha2FullAuth,
 }
 
@@ -547,14 +547,10 @@ impl FakeServer {
                     .extend(frame(4, &ok_payload(caps, AUTOCOMMIT, 0)));
                 self.phase = ServerPhase::Command;
             }
+            // The gateway encrypts to the key pinned in its configuration right away; it never
+            // asks for the key over plaintext (0x02).
             (UpstreamLogin::Sha2FullAuth, 3) => {
-                assert_eq!(payload, [0x02], "asks for the public key");
-                let mut key = Vec::new();
-                encode_auth_more_data(&mut key, UPSTREAM_RSA_PUB.as_bytes());
-                self.outbox.extend(frame(4, &key));
-                self.phase = ServerPhase::LoginStep(5);
-            }
-            (UpstreamLogin::Sha2FullAuth, 5) => {
+                assert_ne!(payload, [0x02], "asked for the public key over plaintext");
                 use rsa::pkcs1::DecodeRsaPrivateKey;
                 let key = rsa::RsaPrivateKey::from_pkcs1_pem(UPSTREAM_RSA_KEY).unwrap();
                 let plain = key
@@ -568,7 +564,7 @@ impl FakeServer {
                     .collect();
                 assert_eq!(plain, expected, "(password NUL) XOR nonce");
                 self.outbox
-                    .extend(frame(6, &ok_payload(caps, AUTOCOMMIT, 0)));
+                    .extend(frame(4, &ok_payload(caps, AUTOCOMMIT, 0)));
                 self.phase = ServerPhase::Command;
             }
             other => panic!("unexpected login packet {other:?}: {payload:?}"),
@@ -660,6 +656,8 @@ struct Setup {
     limits: LimitsConfig,
     gate: Arc<dyn CommandGate>,
     rows: Arc<dyn RowTransform>,
+    /// The upstream's pinned RSA key.
+    upstream_public_key: Option<Vec<u8>>,
     /// Live sessions (shared between pairs to test KILL across sessions).
     registry: Arc<crate::session::kill::SessionRegistry>,
     upstream: Upstream,
@@ -683,6 +681,7 @@ impl Default for Setup {
             gate: Arc::new(AllowAll),
             rows: Arc::new(PassThrough),
             registry: Default::default(),
+            upstream_public_key: None,
             upstream: Upstream::Reachable,
             server: FakeServer::new(),
             chunk: usize::MAX,
@@ -746,6 +745,7 @@ impl Pair {
             upstream_user: UPSTREAM_USER.into(),
             upstream_password: UPSTREAM_PASSWORD.into(),
             upstream_tls: None,
+            upstream_public_key: setup.upstream_public_key,
             limits: setup.limits,
             gate: setup.gate,
             rows: setup.rows,
@@ -2739,12 +2739,13 @@ fn upstream_auth_switch_to_native() {
 }
 
 #[test]
-fn upstream_sha2_full_auth_without_tls_uses_the_rsa_key() {
+fn upstream_sha2_full_auth_without_tls_uses_the_pinned_rsa_key() {
     let mut server = FakeServer::new();
     server.plugin = "caching_sha2_password";
     server.login_reply = UpstreamLogin::Sha2FullAuth;
     let mut pair = Pair::new(Setup {
         server,
+        upstream_public_key: Some(UPSTREAM_RSA_PUB.as_bytes().to_vec()),
         ..Setup::default()
     });
     pair.login();
@@ -2753,6 +2754,28 @@ fn upstream_sha2_full_auth_without_tls_uses_the_rsa_key() {
         "the upstream password never travels in clear"
     );
     pair.assert_usable();
+}
+
+#[test]
+fn upstream_sha2_full_auth_without_tls_or_pinned_key_is_refused() {
+    let mut server = FakeServer::new();
+    server.plugin = "caching_sha2_password";
+    server.login_reply = UpstreamLogin::Sha2FullAuth;
+    let mut pair = Pair::new(Setup {
+        server,
+        ..Setup::default()
+    });
+    let got = pair.login_native("alice", ALICE_PW, None);
+    assert!(
+        pair.session.is_closed(),
+        "a plaintext key exchange was attempted"
+    );
+    assert!(
+        !contains(&pair.server.received, UPSTREAM_PASSWORD.as_bytes()),
+        "the upstream password never travels in clear"
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_err(&got[0], ErrorCode::CR_SERVER_LOST);
 }
 
 // ===== more: row transforms, cursors, wrapping sequence ids ===================================

@@ -21,7 +21,8 @@ use crate::wire::{CapabilityFlags, StatusFlags};
 pub(crate) struct UpstreamLogin {
     plugin: String,
     nonce: Vec<u8>,
-    expect_public_key: bool,
+    /// The server's RSA key, pinned in the configuration.
+    public_key: Option<Vec<u8>>,
 }
 
 /// What to do next.
@@ -63,11 +64,15 @@ pub(crate) fn first_response(plugin: &str, nonce: &[u8], password: &[u8]) -> (Ve
 
 impl UpstreamLogin {
     /// Waiting for the answer to a first response made with `plugin`.
-    pub(crate) fn new(plugin: String, nonce: Vec<u8>) -> UpstreamLogin {
+    pub(crate) fn new(
+        plugin: String,
+        nonce: Vec<u8>,
+        public_key: Option<Vec<u8>>,
+    ) -> UpstreamLogin {
         UpstreamLogin {
             plugin,
             nonce,
-            expect_public_key: false,
+            public_key,
         }
     }
 
@@ -115,27 +120,30 @@ impl UpstreamLogin {
             },
             Some(AUTH_MORE_DATA) => {
                 let data = &payload[1..];
-                if self.expect_public_key {
-                    self.expect_public_key = false;
-                    return match scramble::sha2_rsa_encrypt_password(
-                        password,
-                        &self.nonce,
-                        data,
-                        &mut rand::thread_rng(),
-                    ) {
-                        Ok(enc) => LoginStep::Send(enc),
-                        Err(e) => LoginStep::Failed(format!("RSA public key from upstream: {e}")),
-                    };
-                }
                 match (self.plugin.as_str(), data) {
                     ("caching_sha2_password", [0x03]) => LoginStep::Wait,
                     ("caching_sha2_password", [0x04]) if tls => {
                         LoginStep::Send([password, &[0]].concat())
                     }
-                    ("caching_sha2_password", [0x04]) => {
-                        self.expect_public_key = true;
-                        LoginStep::Send(vec![0x02])
-                    }
+                    // Without TLS, only a pinned key: a key requested over plaintext could be an
+                    // attacker's, who would then decrypt the gateway's password.
+                    ("caching_sha2_password", [0x04]) => match &self.public_key {
+                        Some(key) => match scramble::sha2_rsa_encrypt_password(
+                            password,
+                            &self.nonce,
+                            key,
+                            &mut rand::thread_rng(),
+                        ) {
+                            Ok(enc) => LoginStep::Send(enc),
+                            Err(e) => LoginStep::Failed(format!("pinned server public key: {e}")),
+                        },
+                        None => LoginStep::Failed(
+                            "upstream wants caching_sha2_password full authentication: configure \
+                             tls.mode = \"required\" or server_public_key for the target (the \
+                             gateway does not send its password to a key received in plaintext)"
+                                .into(),
+                        ),
+                    },
                     _ => LoginStep::Failed(format!(
                         "unexpected auth data from upstream for plugin {}",
                         self.plugin
@@ -152,20 +160,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sha2_full_auth_without_tls_asks_for_the_public_key() {
-        let mut l = UpstreamLogin::new("caching_sha2_password".into(), vec![1; 20]);
+    fn sha2_full_auth_without_tls_needs_a_pinned_key() {
         let caps = CapabilityFlags::GATEWAY;
-        assert!(matches!(l.on_packet(&[1, 4], caps, b"pw", false), LoginStep::Send(v) if v == [2]));
-        // A garbage key is a clear failure, not a panic.
+        let mut l = UpstreamLogin::new("caching_sha2_password".into(), vec![1; 20], None);
         assert!(matches!(
-            l.on_packet(b"\x01not a key", caps, b"pw", false),
+            l.on_packet(&[1, 4], caps, b"pw", false),
+            LoginStep::Failed(_)
+        ));
+        // A garbage pinned key is a clear failure, not a panic.
+        let key = Some(b"junk".to_vec());
+        let mut l = UpstreamLogin::new("caching_sha2_password".into(), vec![1; 20], key);
+        assert!(matches!(
+            l.on_packet(&[1, 4], caps, b"pw", false),
             LoginStep::Failed(_)
         ));
     }
 
     #[test]
     fn sha2_full_auth_over_tls_sends_the_password() {
-        let mut l = UpstreamLogin::new("caching_sha2_password".into(), vec![1; 20]);
+        let mut l = UpstreamLogin::new("caching_sha2_password".into(), vec![1; 20], None);
         assert!(
             matches!(l.on_packet(&[1, 4], CapabilityFlags::GATEWAY, b"pw", true), LoginStep::Send(v) if v == b"pw\0")
         );
@@ -173,7 +186,7 @@ mod tests {
 
     #[test]
     fn cleartext_is_never_sent_without_tls() {
-        let mut l = UpstreamLogin::new("mysql_native_password".into(), vec![1; 20]);
+        let mut l = UpstreamLogin::new("mysql_native_password".into(), vec![1; 20], None);
         let switch = b"\xfemysql_clear_password\0";
         assert!(matches!(
             l.on_packet(switch, CapabilityFlags::GATEWAY, b"pw", false),
