@@ -627,8 +627,14 @@ impl Session {
                 Ok(Some(p)) => p,
                 Ok(None) => return used,
                 Err(FrameError::TooLarge { len, max }) => {
-                    warn!(session = self.id, len, max, "client packet too large");
                     let seq = crate::wire::frame::parse_header(&buf[used..]).map_or(0, |(_, s)| s);
+                    if self.identity.is_none() {
+                        // No handshake or auth packet is that big: this is not a MySQL client.
+                        self.client_seq = seq;
+                        self.bad_handshake(&format!("{len}-byte packet before authentication"));
+                        return buf.len();
+                    }
+                    warn!(session = self.id, len, max, "client packet too large");
                     self.send_client_err_seq(
                         seq.wrapping_add(1),
                         ErrorCode::ER_NET_PACKET_TOO_LARGE,
