@@ -1,8 +1,10 @@
 //! The epoll driver: tokio, one current-thread runtime per worker.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+
+use tokio::io::unix::AsyncFd;
 
 use super::conn::{Runtime, Stream};
 
@@ -19,27 +21,54 @@ thread_local! {
 /// tokio as a [`Runtime`].
 pub(crate) struct Epoll;
 
-impl Stream for tokio::net::TcpStream {
+/// A socket registered with tokio's reactor through `AsyncFd`, so that a short read can clear
+/// the readiness it consumed. (`tokio::net::TcpStream` keeps readiness until a read fails with
+/// `WouldBlock`, which costs one extra `recv` for every input.)
+pub(crate) struct EpollStream(AsyncFd<std::net::TcpStream>);
+
+impl EpollStream {
+    fn new(stream: std::net::TcpStream) -> io::Result<EpollStream> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        Ok(EpollStream(register(stream)?))
+    }
+}
+
+/// Registers a socket with the worker's reactor.
+fn register<T: std::os::fd::AsRawFd>(io: T) -> io::Result<AsyncFd<T>> {
+    // SAFETY: `T` is a std socket that owns its file descriptor and keeps it open, unchanged,
+    // until it is dropped together with the `AsyncFd`.
+    Ok(unsafe { AsyncFd::register(io) }?)
+}
+
+impl Stream for EpollStream {
     async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         // Wait for readiness holding no buffer; borrow one from the worker's pool only to read.
         let mut buf = buf;
         loop {
-            if let Err(e) = self.readable().await {
-                return (Err(e), buf);
-            }
-            if buf.capacity() == 0 {
+            let mut ready = match self.0.readable().await {
+                Ok(r) => r,
+                Err(e) => return (Err(e), buf),
+            };
+            if buf.is_empty() {
+                // Pooled buffers stay initialized at full length: no zeroing per read.
                 buf = POOL
                     .with(|p| p.borrow_mut().pop())
-                    .unwrap_or_else(|| Vec::with_capacity(READ_BUF));
+                    .unwrap_or_else(|| vec![0; READ_BUF]);
             }
-            buf.clear();
-            // Reads into the spare capacity: no zeroing of the buffer per read.
-            match self.try_read_buf(&mut buf) {
-                Ok(n) => return (Ok(n), buf),
-                // Stale readiness (tokio clears it only now): give the buffer back before
-                // waiting again, or every idle connection would end up holding one.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => buf = Self::recycle(buf),
-                Err(e) => return (Err(e), buf),
+            match ready.try_io(|fd| (&*fd.get_ref()).read(&mut buf)) {
+                Ok(Ok(n)) => {
+                    if n < buf.len() {
+                        // Drained: wait for the next edge instead of trying again. A later
+                        // arrival re-arms readiness (tokio compares event ticks).
+                        ready.clear_ready();
+                    }
+                    return (Ok(n), buf);
+                }
+                Ok(Err(e)) => return (Err(e), buf),
+                // Stale readiness (now cleared): give the buffer back before waiting again,
+                // or every idle connection would end up holding one.
+                Err(_would_block) => buf = Self::recycle(buf),
             }
         }
     }
@@ -61,34 +90,34 @@ impl Stream for tokio::net::TcpStream {
     async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         let mut at = 0;
         while at < buf.len() {
-            if let Err(e) = self.writable().await {
-                return (Err(e), buf);
-            }
-            match self.try_write(&buf[at..]) {
-                Ok(n) => at += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            let mut ready = match self.0.writable().await {
+                Ok(r) => r,
                 Err(e) => return (Err(e), buf),
+            };
+            match ready.try_io(|fd| (&*fd.get_ref()).write(&buf[at..])) {
+                Ok(Ok(n)) => at += n,
+                Ok(Err(e)) => return (Err(e), buf),
+                Err(_would_block) => continue,
             }
         }
         (Ok(()), buf)
     }
 
     fn shutdown(&self) {
-        let _ = socket2::SockRef::from(self).shutdown(std::net::Shutdown::Both);
+        let _ = self.0.get_ref().shutdown(std::net::Shutdown::Both);
     }
 
     fn shutdown_write(&self) {
-        let _ = socket2::SockRef::from(self).shutdown(std::net::Shutdown::Write);
+        let _ = self.0.get_ref().shutdown(std::net::Shutdown::Write);
     }
 }
 
 impl Runtime for Epoll {
-    type Stream = tokio::net::TcpStream;
+    type Stream = EpollStream;
 
-    async fn connect(addr: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+    async fn connect(addr: SocketAddr) -> io::Result<EpollStream> {
         let s = tokio::net::TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
-        Ok(s)
+        EpollStream::new(s.into_std()?)
     }
 
     fn spawn(fut: impl Future<Output = ()> + 'static) {
@@ -109,18 +138,22 @@ pub(crate) fn run_worker(
         let mut loops = Vec::new();
         for (std_listener, shared) in listeners {
             std_listener.set_nonblocking(true)?;
-            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            let listener = register(std_listener)?;
             let mut shutdown = shutdown.clone();
             loops.push(tokio::task::spawn_local(async move {
                 loop {
                     tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, peer)) => {
-                                let _ = stream.set_nodelay(true);
-                                super::accept::<Epoll>(stream, peer, &shared);
+                        ready = listener.readable() => {
+                            let Ok(mut ready) = ready else { break };
+                            match ready.try_io(|l| l.get_ref().accept()) {
+                                Ok(Ok((stream, peer))) => match EpollStream::new(stream) {
+                                    Ok(stream) => super::accept::<Epoll>(stream, peer, &shared),
+                                    Err(e) => super::accept_error(&e).await,
+                                },
+                                Ok(Err(e)) => super::accept_error(&e).await,
+                                Err(_would_block) => {}
                             }
-                            Err(e) => super::accept_error(&e).await,
-                        },
+                        }
                         _ = shutdown.changed() => break,
                     }
                 }
