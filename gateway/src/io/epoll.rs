@@ -56,7 +56,7 @@ impl Stream for EpollStream {
                     .with(|p| p.borrow_mut().pop())
                     .unwrap_or_else(|| vec![0; READ_BUF]);
             }
-            match ready.try_io(|fd| (&*fd.get_ref()).read(&mut buf)) {
+            match ready.try_io(|fd| fd.get_ref().read(&mut buf)) {
                 Ok(Ok(n)) => {
                     if n < buf.len() {
                         // Drained: wait for the next edge instead of trying again. A later
@@ -94,7 +94,7 @@ impl Stream for EpollStream {
                 Ok(r) => r,
                 Err(e) => return (Err(e), buf),
             };
-            match ready.try_io(|fd| (&*fd.get_ref()).write(&buf[at..])) {
+            match ready.try_io(|fd| fd.get_ref().write(&buf[at..])) {
                 Ok(Ok(n)) => at += n,
                 Ok(Err(e)) => return (Err(e), buf),
                 Err(_would_block) => continue,
