@@ -483,11 +483,7 @@ impl Session {
             if matches!(self.state, State::UpstreamTls) && !self.server.is_handshaking() {
                 self.send_upstream_handshake_response();
             }
-            let mut buf = std::mem::take(&mut self.server.inbound);
-            let used = self.process_server(now, &buf);
-            buf.drain(..used);
-            buf.extend_from_slice(&self.server.inbound);
-            self.server.inbound = buf;
+            self.resume(now, Peer::Server);
         }
         if self.server.closed {
             self.handle_server_eof(now);
@@ -607,12 +603,26 @@ impl Session {
     // ----- client side ----------------------------------------------------------------------
 
     fn resume_client(&mut self, now: Instant) {
-        let mut buf = std::mem::take(&mut self.client.inbound);
-        let used = self.process_client(now, &buf);
+        self.resume(now, Peer::Client);
+    }
+
+    /// Handles what is buffered from `peer`, keeping the unprocessed rest.
+    fn resume(&mut self, now: Instant, peer: Peer) {
+        fn channel(s: &mut Session, peer: Peer) -> &mut Vec<u8> {
+            match peer {
+                Peer::Client => &mut s.client.inbound,
+                Peer::Server => &mut s.server.inbound,
+            }
+        }
+        let mut buf = std::mem::take(channel(self, peer));
+        let used = match peer {
+            Peer::Client => self.process_client(now, &buf),
+            Peer::Server => self.process_server(now, &buf),
+        };
         buf.drain(..used);
-        // Anything appended meanwhile (nothing today) goes after the unprocessed rest.
-        buf.extend_from_slice(&self.client.inbound);
-        self.client.inbound = buf;
+        // Anything buffered meanwhile (e.g. bytes after a TLS upgrade) goes after the rest.
+        buf.extend_from_slice(channel(self, peer));
+        *channel(self, peer) = buf;
     }
 
     /// Handles every whole client packet at the start of `buf` that the current state can
