@@ -64,6 +64,20 @@ pub fn null_str_or_eof(input: &[u8]) -> Res<'_, &[u8]> {
     }
 }
 
+/// A trailing field that is present only when `present` (a capability) holds and bytes remain.
+pub fn optional<'a, T>(
+    present: bool,
+    input: &'a [u8],
+    parser: impl FnOnce(&'a [u8]) -> Res<'a, T>,
+) -> Res<'a, Option<T>> {
+    if present && !input.is_empty() {
+        let (rest, value) = parser(input)?;
+        Ok((rest, Some(value)))
+    } else {
+        Ok((input, None))
+    }
+}
+
 /// Appends a length-encoded integer.
 pub fn put_lenenc_int(out: &mut Vec<u8>, v: u64) {
     match v {

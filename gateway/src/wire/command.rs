@@ -18,7 +18,7 @@
 
 use nom::number::complete::{le_u16, le_u32, le_u8};
 
-use super::codec::{null_str, null_str_or_eof, parse_all, put_null_str, Res};
+use super::codec::{null_str, null_str_or_eof, optional, parse_all, put_null_str, Res};
 use super::consts::{CapabilityFlags, Command};
 use super::handshake::{connect_attrs, put_connect_attrs};
 use super::Error;
@@ -248,19 +248,11 @@ fn change_user(input: &[u8], caps: CapabilityFlags) -> Res<'_, ChangeUser<'_>> {
     } else {
         (input, None)
     };
-    let (input, auth_plugin) =
-        if caps.contains(CapabilityFlags::CLIENT_PLUGIN_AUTH) && !input.is_empty() {
-            let (i, p) = null_str_or_eof(input)?;
-            (i, Some(p))
-        } else {
-            (input, None)
-        };
-    let (input, connect_attrs) =
-        if caps.contains(CapabilityFlags::CLIENT_CONNECT_ATTRS) && !input.is_empty() {
-            connect_attrs(input)?
-        } else {
-            (input, Vec::new())
-        };
+    let plugin_auth = caps.contains(CapabilityFlags::CLIENT_PLUGIN_AUTH);
+    let (input, auth_plugin) = optional(plugin_auth, input, null_str_or_eof)?;
+    let with_attrs = caps.contains(CapabilityFlags::CLIENT_CONNECT_ATTRS);
+    let (input, connect_attrs) = optional(with_attrs, input, connect_attrs)?;
+    let connect_attrs = connect_attrs.unwrap_or_default();
     Ok((
         input,
         ChangeUser {

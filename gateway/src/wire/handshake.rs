@@ -16,8 +16,8 @@ use nom::bytes::complete::take;
 use nom::number::complete::{le_u16, le_u32, le_u8};
 
 use super::codec::{
-    lenenc_bytes, lenenc_int, null_str, null_str_or_eof, parse_all, put_lenenc_bytes, put_null_str,
-    Res,
+    lenenc_bytes, lenenc_int, null_str, null_str_or_eof, optional, parse_all, put_lenenc_bytes,
+    put_null_str, Res,
 };
 use super::consts::{CapabilityFlags, StatusFlags};
 use super::Error;
@@ -194,26 +194,13 @@ fn handshake_response(input: &[u8]) -> Res<'_, HandshakeResponse41<'_>> {
         } else {
             null_str(input)?
         };
-    let (input, database) =
-        if caps.contains(CapabilityFlags::CLIENT_CONNECT_WITH_DB) && !input.is_empty() {
-            let (i, d) = null_str_or_eof(input)?;
-            (i, Some(d))
-        } else {
-            (input, None)
-        };
-    let (input, auth_plugin) =
-        if caps.contains(CapabilityFlags::CLIENT_PLUGIN_AUTH) && !input.is_empty() {
-            let (i, p) = null_str_or_eof(input)?;
-            (i, Some(p))
-        } else {
-            (input, None)
-        };
-    let (input, connect_attrs) =
-        if caps.contains(CapabilityFlags::CLIENT_CONNECT_ATTRS) && !input.is_empty() {
-            connect_attrs(input)?
-        } else {
-            (input, Vec::new())
-        };
+    let with_db = caps.contains(CapabilityFlags::CLIENT_CONNECT_WITH_DB);
+    let (input, database) = optional(with_db, input, null_str_or_eof)?;
+    let plugin_auth = caps.contains(CapabilityFlags::CLIENT_PLUGIN_AUTH);
+    let (input, auth_plugin) = optional(plugin_auth, input, null_str_or_eof)?;
+    let with_attrs = caps.contains(CapabilityFlags::CLIENT_CONNECT_ATTRS);
+    let (input, connect_attrs) = optional(with_attrs, input, connect_attrs)?;
+    let connect_attrs = connect_attrs.unwrap_or_default();
     r.username = username;
     r.auth_response = auth_response;
     r.database = database;
