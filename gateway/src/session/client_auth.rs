@@ -12,7 +12,7 @@
 //! failure looks the same to the client (no oracle about which part failed).
 
 use crate::auth::{FastAuth, Identity, IdentityStore};
-use crate::wire::handshake::{encode_auth_more_data, encode_auth_switch, AuthSwitchRequest};
+use crate::wire::handshake::{encode_auth_more_data, encode_scramble_switch};
 
 /// `mysql_native_password`.
 pub const NATIVE: &str = "mysql_native_password";
@@ -122,13 +122,7 @@ fn sha2(store: &IdentityStore, user: &str, response: &[u8], nonce: &[u8], tls: b
 
 fn switch(user: &str, plugin: &'static str, nonce: &[u8]) -> AuthStep {
     let mut p = Vec::new();
-    encode_auth_switch(
-        &mut p,
-        &AuthSwitchRequest {
-            plugin: plugin.as_bytes(),
-            data: nonce,
-        },
-    );
+    encode_scramble_switch(&mut p, plugin.as_bytes(), nonce);
     AuthStep::Continue(
         p,
         ClientAuth {

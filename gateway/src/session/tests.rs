@@ -512,12 +512,10 @@ impl FakeServer {
             }
             UpstreamLogin::SwitchToNative => {
                 let mut switch = Vec::new();
-                crate::wire::handshake::encode_auth_switch(
+                crate::wire::handshake::encode_scramble_switch(
                     &mut switch,
-                    &crate::wire::handshake::AuthSwitchRequest {
-                        plugin: b"mysql_native_password",
-                        data: SWITCH_NONCE,
-                    },
+                    b"mysql_native_password",
+                    SWITCH_NONCE,
                 );
                 self.outbox.extend(frame(2, &switch));
                 self.phase = ServerPhase::LoginStep(3);
@@ -1299,7 +1297,7 @@ fn caching_sha2_first_login_over_plaintext_switches_to_native() {
     assert_eq!(got[0].seq, 2);
     let switch = parse_auth_switch(&got[0].payload).expect("an auth switch");
     assert_eq!(switch.plugin, b"mysql_native_password");
-    assert_eq!(switch.data, &pair.nonce[..], "same nonce");
+    assert_eq!(switch.scramble(), &pair.nonce[..], "same nonce");
     assert!(
         pair.server.login.is_none(),
         "no upstream before the client is proven"

@@ -96,7 +96,11 @@ impl UpstreamLogin {
             Some(EOF_HEADER) => match parse_auth_switch(payload) {
                 Ok(sw) => {
                     let plugin = String::from_utf8_lossy(sw.plugin).into_owned();
-                    self.nonce = sw.data.to_vec();
+                    // ed25519 signs its 32-byte nonce whole; the scramble plugins drop the NUL.
+                    self.nonce = match plugin.as_str() {
+                        "client_ed25519" => sw.data.to_vec(),
+                        _ => sw.scramble().to_vec(),
+                    };
                     let response = match plugin.as_str() {
                         "mysql_native_password" => scramble::native_response(password, &self.nonce),
                         "caching_sha2_password" => {
@@ -174,6 +178,23 @@ mod tests {
             l.on_packet(&[1, 4], caps, b"pw", false),
             LoginStep::Failed(_)
         ));
+    }
+
+    #[test]
+    fn ed25519_switch_signs_the_whole_nonce_even_when_it_ends_in_zero() {
+        // MariaDB sends the 32 nonce bytes raw; one login in 256 has a nonce ending in 0, and
+        // stripping it as if it were a scramble's NUL made the login fail (seen in CI).
+        let mut nonce = [7u8; 32];
+        nonce[31] = 0;
+        let mut switch = vec![0xFE];
+        switch.extend_from_slice(b"client_ed25519\0");
+        switch.extend_from_slice(&nonce);
+        let mut l = UpstreamLogin::new("mysql_native_password".into(), vec![1; 20], None);
+        let step = l.on_packet(&switch, CapabilityFlags::GATEWAY, b"pw", false);
+        assert!(
+            matches!(step, LoginStep::Send(ref v) if v[..] == scramble::ed25519_response(b"pw", &nonce)[..]),
+            "{step:?}"
+        );
     }
 
     #[test]

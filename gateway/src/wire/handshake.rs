@@ -269,8 +269,20 @@ pub fn put_connect_attrs(out: &mut Vec<u8>, attrs: &[(&[u8], &[u8])]) {
 pub struct AuthSwitchRequest<'a> {
     /// Plugin name.
     pub plugin: &'a [u8],
-    /// Plugin data (the nonce), trailing NUL removed.
+    /// Plugin data exactly as sent. Scramble-based plugins (native, caching_sha2) end it with a
+    /// NUL that is not part of the nonce (see [`AuthSwitchRequest::scramble`]); others, such as
+    /// MariaDB's `client_ed25519`, send raw bytes whose last byte may well be 0.
     pub data: &'a [u8],
+}
+
+impl<'a> AuthSwitchRequest<'a> {
+    /// The nonce of a scramble-based plugin: the data without its trailing NUL.
+    pub fn scramble(&self) -> &'a [u8] {
+        match self.data.split_last() {
+            Some((0, head)) => head,
+            _ => self.data,
+        }
+    }
 }
 
 /// Parses an AuthSwitchRequest payload (starts with 0xFE).
@@ -278,19 +290,29 @@ pub fn parse_auth_switch(payload: &[u8]) -> Result<AuthSwitchRequest<'_>, Error>
     parse_all("AuthSwitchRequest", payload, |input: &[u8]| {
         let (input, _) = nom::bytes::complete::tag(&[0xFEu8][..])(input)?;
         let (input, plugin) = null_str_or_eof(input)?;
-        let data = match input.split_last() {
-            Some((0, head)) => head,
-            _ => input,
-        };
-        Ok((&input[input.len()..], AuthSwitchRequest { plugin, data }))
+        Ok((
+            &input[input.len()..],
+            AuthSwitchRequest {
+                plugin,
+                data: input,
+            },
+        ))
     })
 }
 
-/// Appends an AuthSwitchRequest payload (data gets a trailing NUL, as servers send it).
+/// Appends an AuthSwitchRequest payload; `data` is written as is (a scramble-based plugin's
+/// data should end with NUL, as servers send it: see [`encode_scramble_switch`]).
 pub fn encode_auth_switch(out: &mut Vec<u8>, r: &AuthSwitchRequest<'_>) {
     out.push(0xFE);
     put_null_str(out, r.plugin);
-    put_null_str(out, r.data);
+    out.extend_from_slice(r.data);
+}
+
+/// Appends an AuthSwitchRequest for a scramble-based plugin: `nonce` followed by NUL.
+pub fn encode_scramble_switch(out: &mut Vec<u8>, plugin: &[u8], nonce: &[u8]) {
+    out.push(0xFE);
+    put_null_str(out, plugin);
+    put_null_str(out, nonce);
 }
 
 /// Appends an AuthMoreData payload.
@@ -394,11 +416,22 @@ mod tests {
         }
 
         #[test]
-        fn auth_switch_round_trip(plugin in bytes_no_nul(30), data in bytes_no_nul(40)) {
+        fn auth_switch_round_trip(plugin in bytes_no_nul(30),
+                                  data in proptest::collection::vec(any::<u8>(), 0..40)) {
+            // Raw data survives whole, including a trailing 0 (an ed25519 nonce may end in one).
             let r = AuthSwitchRequest { plugin: &plugin, data: &data };
             let mut out = Vec::new();
             encode_auth_switch(&mut out, &r);
             prop_assert_eq!(parse_auth_switch(&out).unwrap(), r);
+        }
+
+        #[test]
+        fn scramble_switch_round_trip(plugin in bytes_no_nul(30), nonce in bytes_no_nul(20)) {
+            let mut out = Vec::new();
+            encode_scramble_switch(&mut out, &plugin, &nonce);
+            let parsed = parse_auth_switch(&out).unwrap();
+            prop_assert_eq!(parsed.plugin, &plugin[..]);
+            prop_assert_eq!(parsed.scramble(), &nonce[..]);
         }
 
         #[test]
