@@ -362,6 +362,7 @@ pub mod session {
         }])
         .expect("bench identity is valid");
         Arc::new(SessionConfig {
+            auth: gatehouse::session::AuthMode::GatewayIdentity,
             target_name: "primary".to_owned(),
             target: Arc::new(TargetInfo::default()),
             identities: Arc::new(identities),

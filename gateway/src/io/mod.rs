@@ -311,6 +311,7 @@ fn session_config(
         }
     };
     Ok(SessionConfig {
+        auth: crate::session::AuthMode::GatewayIdentity,
         target_name: target.name.clone(),
         target: Arc::new(TargetInfo::default()),
         identities,

@@ -127,8 +127,22 @@ impl TargetInfo {
     }
 }
 
+/// How a listener authenticates its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// Clients log in as gateway identities; the gateway logs in upstream with the credential
+    /// it holds. No client password ever reaches the upstream.
+    #[default]
+    GatewayIdentity,
+    /// Adoption mode: the client's own MySQL login is relayed to the upstream, which accepts or
+    /// refuses it; the session's identity is the MySQL account (`user@client-address`).
+    Passthrough,
+}
+
 /// Everything a session needs, shared by all sessions of a listener.
 pub struct SessionConfig {
+    /// How clients authenticate.
+    pub auth: AuthMode,
     /// Target name (logs, errors).
     pub target_name: String,
     /// What the target is like.
@@ -139,9 +153,9 @@ pub struct SessionConfig {
     pub client_tls: Option<Arc<rustls::ServerConfig>>,
     /// Refuse clients that do not upgrade to TLS.
     pub require_client_tls: bool,
-    /// The upstream account.
+    /// The upstream account (unused in [`AuthMode::Passthrough`]).
     pub upstream_user: String,
-    /// Its password (held by the gateway, never seen by clients).
+    /// Its password (held by the gateway, never seen by clients; unused in passthrough).
     pub upstream_password: String,
     /// The upstream's RSA public key (PEM), pinned for caching_sha2 full authentication
     /// without TLS.

@@ -23,7 +23,7 @@ use super::phases::{
     AllowAll, ColumnInfo, CommandContext, CommandGate, Decision, PassThrough, RowFormat,
     RowTransform,
 };
-use super::{CloseReason, CommandRecord, Event, Peer, Session, SessionConfig, TargetInfo, Verdict};
+use super::{AuthMode, CloseReason, CommandRecord, Event, Peer, Session, SessionConfig, TargetInfo, Verdict};
 use crate::auth::scramble::{native_scramble, sha2_scramble};
 use crate::auth::secret::tests::cheap_secret;
 use crate::auth::{Identity, IdentityStore};
@@ -735,6 +735,7 @@ struct Pair {
 impl Pair {
     fn new(setup: Setup) -> Pair {
         let cfg = SessionConfig {
+            auth: AuthMode::GatewayIdentity,
             target_name: TARGET.into(),
             target: setup.target.unwrap_or_default(),
             identities: setup.identities.unwrap_or_else(identity_store),
