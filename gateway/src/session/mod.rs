@@ -28,6 +28,7 @@
 mod channel;
 pub mod client_auth;
 pub mod kill;
+mod passthrough;
 pub mod phases;
 pub mod response;
 mod upstream;
@@ -53,6 +54,7 @@ use crate::wire::{CapabilityFlags, Command, ErrorCode, StatusFlags};
 
 use channel::Channel;
 use client_auth::{AuthStep, ClientAuth};
+use passthrough::{ClientVerdict, RelayedLogin, ServerVerdict};
 use phases::{ColumnInfo, CommandContext, CommandGate, Decision, RowTransform};
 use response::{Expect, Outcome, PacketRole, Progress, Response};
 use upstream::{LoginStep, UpstreamLogin};
@@ -274,6 +276,8 @@ enum State {
     ChangeUserInitDb {
         identity: Identity,
     },
+    /// Passthrough: the client's login (or COM_CHANGE_USER) relayed to the upstream.
+    Relayed(RelayedLogin),
     Closed,
 }
 
@@ -328,6 +332,8 @@ pub struct Session {
     offered: CapabilityFlags,
     /// Greeting plugin and nonce, kept until the login response can be sent.
     pending_login: Option<(String, Vec<u8>)>,
+    /// Passthrough: the client's first auth response, kept until the upstream link is ready.
+    relayed_first: Option<(Vec<u8>, RelayedLogin)>,
     events: VecDeque<Event>,
     scratch: Vec<u8>,
 }
@@ -363,12 +369,25 @@ impl Session {
             database: None,
             upstream_connection_id: 0,
             pending_login: None,
+            relayed_first: None,
             closed_reported: false,
             offered: CapabilityFlags::empty(),
             events: VecDeque::new(),
             scratch: Vec::new(),
         };
-        s.send_greeting();
+        match s.cfg.auth {
+            AuthMode::GatewayIdentity => {
+                let nonce = s.nonce;
+                s.send_greeting(&nonce, client_auth::CACHING_SHA2.as_bytes());
+            }
+            AuthMode::Passthrough => {
+                // The client is greeted with the upstream's own greeting (its nonce), so the
+                // upstream comes first. An error before that greeting goes out as packet 0.
+                s.client_seq = u8::MAX;
+                s.state = State::ConnectingUpstream;
+                s.events.push_back(Event::ConnectUpstream);
+            }
+        }
         s
     }
 
@@ -516,6 +535,9 @@ impl Session {
             | State::UpstreamGreeting
             | State::UpstreamTls
             | State::UpstreamAuth(_) => {
+                self.handle_server_unreachable(_now, "upstream closed during login")
+            }
+            State::Relayed(ref login) if login.change_user_schema.is_none() => {
                 self.handle_server_unreachable(_now, "upstream closed during login")
             }
             _ => {
@@ -694,6 +716,7 @@ impl Session {
                 | State::ClientAuth(_)
                 | State::Idle
                 | State::ChangeUserAuth(_)
+                | State::Relayed(_)
         )
     }
 
@@ -736,6 +759,15 @@ impl Session {
             State::Idle => {
                 self.state = State::Idle;
                 self.on_command(now, &packet.payload, raw);
+            }
+            State::Relayed(mut login) => {
+                match login.on_client_packet(self.client.is_tls(), self.server.is_tls()) {
+                    ClientVerdict::Relay => {
+                        self.send_server_packet(&packet.payload);
+                        self.state = State::Relayed(login);
+                    }
+                    ClientVerdict::Refuse(why) => self.refuse_insecure_login(&login.user, &why),
+                }
             }
             other => self.state = other,
         }
@@ -804,6 +836,19 @@ impl Session {
         };
         let plugin =
             String::from_utf8_lossy(r.auth_plugin.unwrap_or(b"mysql_native_password")).into_owned();
+        if self.cfg.auth == AuthMode::Passthrough {
+            let login = RelayedLogin::new(user, plugin);
+            let upstream_tls = self.cfg.upstream_tls.is_some();
+            if let ClientVerdict::Refuse(why) =
+                login.check_first_response(self.client.is_tls(), upstream_tls)
+            {
+                self.refuse_insecure_login(&login.user, &why);
+                return false;
+            }
+            self.relayed_first = Some((r.auth_response.to_vec(), login));
+            self.start_upstream_login();
+            return false;
+        }
         let step = client_auth::start(
             &self.cfg.identities,
             &user,
@@ -1098,6 +1143,9 @@ impl Session {
         self.hello.database = (!cu.schema.is_empty()).then(|| cu.schema.to_vec());
         let plugin = String::from_utf8_lossy(cu.auth_plugin.unwrap_or(b"mysql_native_password"))
             .into_owned();
+        if self.cfg.auth == AuthMode::Passthrough {
+            return self.relay_change_user(cu, user, plugin);
+        }
         let step = client_auth::start(
             &self.cfg.identities,
             &user,
@@ -1107,6 +1155,110 @@ impl Session {
             self.client.is_tls(),
         );
         self.on_auth_step(step, true);
+    }
+
+    /// Passthrough COM_CHANGE_USER: the new account authenticates with the upstream, in the
+    /// same relayed exchange as a login. Re-encoded for the capabilities the upstream agreed to
+    /// (which may differ from the client's), with the gateway's connection attributes.
+    fn relay_change_user(&mut self, cu: ChangeUser<'_>, user: String, plugin: String) {
+        let mut login = RelayedLogin::new(user, plugin);
+        let upstream_tls = self.server.is_tls();
+        if let ClientVerdict::Refuse(why) =
+            login.check_first_response(self.client.is_tls(), upstream_tls)
+        {
+            // Nothing went upstream: the old account's session carries on.
+            warn!(session = self.id, user = %login.user, reason = %why, "COM_CHANGE_USER refused");
+            return self.send_client_err(
+                ErrorCode::ER_SECURE_TRANSPORT_REQUIRED,
+                &format!("Gatehouse: {why}"),
+            );
+        }
+        login.change_user_schema = Some(self.hello.database.clone());
+        let identity = self.account_identity(&login.user);
+        let attrs = self.upstream_attrs(&cu.connect_attrs, &identity.name);
+        let relayed = CommandPacket::ChangeUser(ChangeUser {
+            user: cu.user,
+            auth_response: cu.auth_response,
+            schema: cu.schema,
+            charset: Some(cu.charset.unwrap_or(u16::from(self.hello.charset))),
+            auth_plugin: Some(login.plugin().as_bytes()),
+            connect_attrs: attrs.iter().map(|(k, v)| (&k[..], &v[..])).collect(),
+        });
+        let mut payload = Vec::new();
+        crate::wire::command::encode_command(&mut payload, &relayed, self.upstream_capabilities());
+        self.server_seq = u8::MAX;
+        self.send_server_packet(&payload);
+        info!(session = self.id, user = %login.user, "COM_CHANGE_USER relayed to the upstream");
+        self.state = State::Relayed(login);
+        self.deadline = None;
+    }
+
+    /// The identity of a passthrough session: the MySQL account as the client presented it,
+    /// at the client's address.
+    fn account_identity(&self, user: &str) -> Identity {
+        Identity {
+            name: format!("{user}@{}", self.peer.ip()),
+            groups: Vec::new(),
+        }
+    }
+
+    /// Passthrough: the upstream answered a relayed login or COM_CHANGE_USER.
+    fn on_relayed_server_packet(&mut self, now: Instant, mut login: RelayedLogin, payload: &[u8]) {
+        match login.on_server_packet(payload, self.client.is_tls()) {
+            ServerVerdict::Relay => {
+                self.send_client_packet(payload);
+                self.state = State::Relayed(login);
+            }
+            ServerVerdict::Accepted => {
+                // The upstream's own OK, with its status and session-state changes.
+                self.send_client_packet(payload);
+                let identity = self.account_identity(&login.user);
+                match login.change_user_schema {
+                    Some(schema) => {
+                        info!(session = self.id, identity = %identity.name, "COM_CHANGE_USER: the session now belongs to a new account");
+                        // The upstream session was reset: statements and cursors are gone.
+                        self.cursor_columns.clear();
+                        self.database = schema.map(|d| String::from_utf8_lossy(&d).into_owned());
+                    }
+                    None => {
+                        info!(session = self.id, identity = %identity.name, peer = %self.peer, upstream_connection_id = self.upstream_connection_id, "upstream accepted the relayed login");
+                        self.database = self
+                            .hello
+                            .database
+                            .as_deref()
+                            .map(|d| String::from_utf8_lossy(d).into_owned());
+                    }
+                }
+                self.session_ready(now, identity);
+            }
+            ServerVerdict::Refused => {
+                self.send_client_packet(payload);
+                let (code, message) = crate::wire::response::parse_err(payload)
+                    .map(|e| (e.code, String::from_utf8_lossy(e.message).into_owned()))
+                    .unwrap_or_default();
+                warn!(session = self.id, user = %login.user, peer = %self.peer, code, %message, "upstream refused the relayed login");
+                if login.change_user_schema.is_some() {
+                    // The upstream keeps the previous account's session (MariaDB and MySQL
+                    // both restore it); so does the gateway. If it closes, so do we.
+                    self.state = State::Idle;
+                    self.deadline = Some(now + self.cfg.limits.idle_timeout());
+                } else {
+                    self.close(CloseReason::AuthFailed);
+                }
+            }
+            ServerVerdict::Insecure(why) => self.refuse_insecure_login(&login.user, &why),
+            ServerVerdict::Malformed(why) => self.upstream_failed(why),
+        }
+    }
+
+    /// A relayed login would have moved a cleartext password over a plaintext link.
+    fn refuse_insecure_login(&mut self, user: &str, why: &str) {
+        warn!(session = self.id, user = %user, peer = %self.peer, reason = %why, "relayed login refused");
+        self.send_client_err(
+            ErrorCode::ER_SECURE_TRANSPORT_REQUIRED,
+            &format!("Gatehouse: {why}"),
+        );
+        self.close(CloseReason::AuthFailed);
     }
 
     // ----- server side ----------------------------------------------------------------------
@@ -1238,6 +1390,7 @@ impl Session {
                 }
                 self.finish_change_user(now, identity, payload);
             }
+            State::Relayed(login) => self.on_relayed_server_packet(now, login, payload),
             State::Idle => {
                 // Unsolicited: the server is shutting down or killed us. Relay and close.
                 if payload.first() == Some(&ERR_HEADER) {
@@ -1339,12 +1492,32 @@ impl Session {
         let plugin =
             String::from_utf8_lossy(greeting.auth_plugin.unwrap_or(b"mysql_native_password"))
                 .into_owned();
-        self.pending_login = Some((plugin, nonce));
-        if let Some((tls, name)) = self.cfg.upstream_tls.clone() {
-            if !greeting.capabilities.contains(CapabilityFlags::CLIENT_SSL) {
-                return self
-                    .upstream_failed("upstream does not offer TLS, which is required".into());
+        if self.cfg.upstream_tls.is_some()
+            && !greeting.capabilities.contains(CapabilityFlags::CLIENT_SSL)
+        {
+            return self.upstream_failed("upstream does not offer TLS, which is required".into());
+        }
+        if self.cfg.auth == AuthMode::Passthrough {
+            // Greet the client with the upstream's nonce and plugin: its answers are then
+            // exactly what the upstream expects.
+            if nonce.len() < 8 {
+                return self.upstream_failed(format!(
+                    "upstream greeting has a {}-byte nonce",
+                    nonce.len()
+                ));
             }
+            self.send_greeting(&nonce, plugin.as_bytes());
+            self.pending_login = Some((plugin, nonce));
+            self.state = State::ExpectHandshakeResponse;
+            return;
+        }
+        self.pending_login = Some((plugin, nonce));
+        self.start_upstream_login();
+    }
+
+    /// Starts the upstream login: TLS first when configured, then HandshakeResponse41.
+    fn start_upstream_login(&mut self) {
+        if let Some((tls, name)) = self.cfg.upstream_tls.clone() {
             let mut req = Vec::new();
             encode_ssl_request(
                 &mut req,
@@ -1390,44 +1563,75 @@ impl Session {
         let Some((plugin, nonce)) = self.pending_login.take() else {
             return;
         };
-        let password = self.cfg.upstream_password.clone();
-        let (auth, plugin) = upstream::first_response(&plugin, &nonce, password.as_bytes());
-        let identity = self
-            .identity
-            .as_ref()
-            .map(|i| i.name.clone())
-            .unwrap_or_default();
-        let session = self.id.to_string();
-        let client_addr = self.peer.to_string();
-        let mut attrs: Vec<(&[u8], &[u8])> = self
+        // Passthrough relays the client's own answer; otherwise the gateway answers with the
+        // credential it holds.
+        let (user, auth, plugin, identity, next) = match self.relayed_first.take() {
+            Some((response, login)) => (
+                login.user.clone(),
+                response,
+                login.plugin().to_owned(),
+                self.account_identity(&login.user).name,
+                State::Relayed(login),
+            ),
+            None => {
+                let password = self.cfg.upstream_password.clone();
+                let (auth, plugin) = upstream::first_response(&plugin, &nonce, password.as_bytes());
+                let identity = self
+                    .identity
+                    .as_ref()
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default();
+                let login =
+                    UpstreamLogin::new(plugin.clone(), nonce, self.cfg.upstream_public_key.clone());
+                let user = self.cfg.upstream_user.clone();
+                (user, auth, plugin, identity, State::UpstreamAuth(login))
+            }
+        };
+        let client_attrs: Vec<(&[u8], &[u8])> = self
             .hello
             .attrs
             .iter()
-            .filter(|(k, _)| !k.starts_with(b"_gatehouse"))
             .map(|(k, v)| (&k[..], &v[..]))
             .collect();
-        attrs.push((b"_gatehouse_identity", identity.as_bytes()));
-        attrs.push((b"_gatehouse_session", session.as_bytes()));
-        attrs.push((b"_gatehouse_client", client_addr.as_bytes()));
+        let attrs = self.upstream_attrs(&client_attrs, &identity);
         let response = HandshakeResponse41 {
             capabilities: self.upstream_capabilities(),
             max_packet_size: self.cfg.limits.max_packet_size as u32,
             charset: self.hello.charset,
             mariadb_capabilities: 0,
-            username: self.cfg.upstream_user.as_bytes(),
+            username: user.as_bytes(),
             auth_response: &auth,
             database: self.hello.database.as_deref(),
             auth_plugin: Some(plugin.as_bytes()),
-            connect_attrs: attrs,
+            connect_attrs: attrs.iter().map(|(k, v)| (&k[..], &v[..])).collect(),
         };
         let mut payload = Vec::new();
         encode_handshake_response(&mut payload, &response);
         self.send_server_packet(&payload);
-        self.state = State::UpstreamAuth(UpstreamLogin::new(
-            plugin,
-            nonce,
-            self.cfg.upstream_public_key.clone(),
+        self.state = next;
+    }
+
+    /// The connection attributes the upstream sees: the client's own (minus any that pose as
+    /// the gateway's), then who the gateway says is behind the session.
+    fn upstream_attrs(&self, client: &[(&[u8], &[u8])], identity: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut attrs: Vec<(Vec<u8>, Vec<u8>)> = client
+            .iter()
+            .filter(|(k, _)| !k.starts_with(b"_gatehouse"))
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        attrs.push((
+            b"_gatehouse_identity".to_vec(),
+            identity.as_bytes().to_vec(),
         ));
+        attrs.push((
+            b"_gatehouse_session".to_vec(),
+            self.id.to_string().into_bytes(),
+        ));
+        attrs.push((
+            b"_gatehouse_client".to_vec(),
+            self.peer.to_string().into_bytes(),
+        ));
+        attrs
     }
 
     fn on_login_step(&mut self, now: Instant, step: LoginStep) {
@@ -1442,20 +1646,8 @@ impl Session {
                     .database
                     .as_deref()
                     .map(|d| String::from_utf8_lossy(d).into_owned());
-                self.cfg.registry.register(
-                    self.connection_id(),
-                    self.upstream_connection_id,
-                    &self.cfg.target_name,
-                    &identity.name,
-                );
-                self.events.push_back(Event::Authenticated {
-                    identity,
-                    upstream_connection_id: self.upstream_connection_id,
-                    tls: self.client.tls_summary(),
-                });
                 self.send_client_ok(status);
-                self.state = State::Idle;
-                self.deadline = Some(now + self.cfg.limits.idle_timeout());
+                self.session_ready(now, identity);
             }
             LoginStep::Refused(code, message) => {
                 warn!(session = self.id, target = %self.cfg.target_name, code, %message, "upstream refused the gateway's login");
@@ -1495,19 +1687,25 @@ impl Session {
             .unwrap_or_default();
         // Without a schema the upstream keeps its default database across the reset; so does
         // the gateway's view of it.
-        self.events.push_back(Event::Authenticated {
-            identity: identity.clone(),
-            upstream_connection_id: self.upstream_connection_id,
-            tls: self.client.tls_summary(),
-        });
+        self.send_client_ok(status);
+        self.session_ready(now, identity);
+    }
+
+    /// `identity` now owns the session (after login or COM_CHANGE_USER): registered for KILL,
+    /// announced to the recorder, ready for commands.
+    fn session_ready(&mut self, now: Instant, identity: Identity) {
         self.cfg.registry.register(
             self.connection_id(),
             self.upstream_connection_id,
             &self.cfg.target_name,
             &identity.name,
         );
+        self.events.push_back(Event::Authenticated {
+            identity: identity.clone(),
+            upstream_connection_id: self.upstream_connection_id,
+            tls: self.client.tls_summary(),
+        });
         self.identity = Some(identity);
-        self.send_client_ok(status);
         self.state = State::Idle;
         self.deadline = Some(now + self.cfg.limits.idle_timeout());
     }
@@ -1524,7 +1722,9 @@ impl Session {
         caps
     }
 
-    fn send_greeting(&mut self) {
+    /// Greets the client with `nonce` (the gateway's own, or in passthrough the upstream's)
+    /// and the authentication plugin the client should start with.
+    fn send_greeting(&mut self, nonce: &[u8], plugin: &[u8]) {
         self.offered = self.offered_capabilities();
         let learned = self.cfg.target.get();
         let version = learned
@@ -1534,13 +1734,13 @@ impl Session {
         let greeting = HandshakeV10 {
             server_version: version.as_bytes(),
             connection_id: self.connection_id(),
-            auth_data_1: &self.nonce[..8],
-            auth_data_2: &self.nonce[8..],
+            auth_data_1: &nonce[..8],
+            auth_data_2: &nonce[8..],
             capabilities: self.offered,
             charset: learned.map(|t| t.charset).unwrap_or(45),
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             mariadb_capabilities: 0,
-            auth_plugin: Some(client_auth::CACHING_SHA2.as_bytes()),
+            auth_plugin: Some(plugin),
         };
         let mut payload = Vec::new();
         encode_handshake_v10(&mut payload, &greeting);
@@ -1634,9 +1834,10 @@ impl Session {
     /// The largest client packet accepted in the current state.
     fn max_client_packet(&self) -> usize {
         match self.state {
-            State::ExpectHandshakeResponse | State::ClientAuth(_) | State::ChangeUserAuth(_) => {
-                MAX_PREAUTH_PACKET.min(self.cfg.limits.max_packet_size)
-            }
+            State::ExpectHandshakeResponse
+            | State::ClientAuth(_)
+            | State::ChangeUserAuth(_)
+            | State::Relayed(_) => MAX_PREAUTH_PACKET.min(self.cfg.limits.max_packet_size),
             _ => self.cfg.limits.max_packet_size,
         }
     }

@@ -23,7 +23,9 @@ use super::phases::{
     AllowAll, ColumnInfo, CommandContext, CommandGate, Decision, PassThrough, RowFormat,
     RowTransform,
 };
-use super::{AuthMode, CloseReason, CommandRecord, Event, Peer, Session, SessionConfig, TargetInfo, Verdict};
+use super::{
+    AuthMode, CloseReason, CommandRecord, Event, Peer, Session, SessionConfig, TargetInfo, Verdict,
+};
 use crate::auth::scramble::{native_scramble, sha2_scramble};
 use crate::auth::secret::tests::cheap_secret;
 use crate::auth::{Identity, IdentityStore};
@@ -3258,3 +3260,5 @@ fn unsolicited_upstream_err_is_relayed_and_closes() {
     assert!(pair.session.is_closed());
     assert_eq!(pair.close_reason(), Some(CloseReason::UpstreamGone));
 }
+
+mod passthrough;
