@@ -24,6 +24,7 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::auth::secret::StoredSecret;
+use crate::session::AuthMode;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,9 +58,50 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// Name of the `[[target]]` sessions from this listener reach.
     pub target: String,
+    /// How clients log in: `identity` (default) or `passthrough`.
+    #[serde(default)]
+    pub auth: ListenerAuth,
     /// TLS offered to clients (absent: no TLS offered).
     #[serde(default)]
     pub tls: Option<ListenerTlsConfig>,
+}
+
+/// How a listener's clients log in (`auth = "identity" | "passthrough"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerAuth {
+    /// Clients log in as `[[identity]]`s; the gateway logs in to the target with the credential
+    /// it holds (the target's `user` and password).
+    #[default]
+    Identity,
+    /// Adoption mode: the client's own MySQL login is relayed to the target, which accepts or
+    /// refuses it. `[[identity]]`s play no part; the target needs no credential.
+    Passthrough,
+}
+
+impl ListenerAuth {
+    /// The session core's name for this mode.
+    pub fn mode(self) -> AuthMode {
+        match self {
+            ListenerAuth::Identity => AuthMode::GatewayIdentity,
+            ListenerAuth::Passthrough => AuthMode::Passthrough,
+        }
+    }
+}
+
+impl From<ListenerAuth> for AuthMode {
+    fn from(auth: ListenerAuth) -> AuthMode {
+        auth.mode()
+    }
+}
+
+impl fmt::Display for ListenerAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ListenerAuth::Identity => "identity",
+            ListenerAuth::Passthrough => "passthrough",
+        })
+    }
 }
 
 /// Server-side TLS for a listener.
@@ -76,6 +118,9 @@ pub struct ListenerTlsConfig {
 }
 
 /// An upstream MySQL/MariaDB server and the credential the gateway holds for it.
+///
+/// The credential (`user` and a password source) is required when an identity-mode listener
+/// leads to the target; a target reached only by passthrough listeners may go without one.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
@@ -83,9 +128,11 @@ pub struct TargetConfig {
     pub name: String,
     /// `host:port` of the server (an IPv6 address in brackets: `[::1]:3306`).
     pub address: String,
-    /// The MySQL account the gateway logs in as.
-    pub user: String,
-    /// Environment variable holding the password (exactly one of `password_env`/`password_file`).
+    /// The MySQL account the gateway logs in as (required for identity-mode listeners).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Environment variable holding the password (at most one of `password_env`/`password_file`;
+    /// one is required for identity-mode listeners).
     #[serde(default)]
     pub password_env: Option<String>,
     /// File holding the password (trailing newline ignored; relative to the configuration file's
@@ -438,11 +485,13 @@ impl Config {
                     ),
                 );
             }
-            if t.user.is_empty() {
+            // The credential is optional, but what is written must be usable.
+            if t.user.as_deref().is_some_and(str::is_empty) {
                 v.push(
                     &at("user"),
                     format!(
-                        "{what}: user is empty; expected the MySQL account the gateway logs in as"
+                        "{what}: user is empty; expected the MySQL account the gateway logs in as \
+                         (or no user key, if only passthrough listeners lead to this target)"
                     ),
                 );
             }
@@ -452,13 +501,6 @@ impl Config {
                     format!(
                         "{what}: both password_env and password_file are set; \
                          expected exactly one of them"
-                    ),
-                ),
-                (None, None) => v.push(
-                    &[k("target"), I(i)],
-                    format!(
-                        "{what}: no password source; expected exactly one of \
-                         password_env = \"VARIABLE\" or password_file = \"/path\""
                     ),
                 ),
                 (Some(var), None) if var.is_empty() || var.contains('=') || var.contains('\0') => v
@@ -474,6 +516,52 @@ impl Config {
                     format!("{what}: password_file is empty; expected the path of a file"),
                 ),
                 _ => {}
+            }
+            // ... and required when an identity-mode listener logs in to this target with it.
+            let users = self
+                .listeners
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.target == t.name && l.auth == ListenerAuth::Identity)
+                .map(|(j, l)| {
+                    format!(
+                        "[[listener]] {:?} (line {})",
+                        l.name,
+                        src.line(&[k("listener"), I(j), k("auth")])
+                    )
+                })
+                .collect::<Vec<_>>();
+            if !users.is_empty() {
+                let (by, its) = if users.len() == 1 {
+                    (format!("{} is", users[0]), "that listener")
+                } else {
+                    (format!("{} are", users.join(", ")), "those listeners")
+                };
+                let why = format!(
+                    "{by} in identity mode (auth = \"identity\", the default), where the gateway \
+                     logs in to this target with the credential it holds"
+                );
+                let or = format!(
+                    "or auth = \"passthrough\" on {its}, to relay each client's own MySQL login"
+                );
+                if t.user.is_none() {
+                    v.push(
+                        &[k("target"), I(i)],
+                        format!(
+                            "{what}: no user, but {why}; expected user = \"ACCOUNT\", the MySQL \
+                             account the gateway logs in as ({or})"
+                        ),
+                    );
+                }
+                if t.password_env.is_none() && t.password_file.is_none() {
+                    v.push(
+                        &[k("target"), I(i)],
+                        format!(
+                            "{what}: no password source, but {why}; expected exactly one of \
+                             password_env = \"VARIABLE\" or password_file = \"/path\" ({or})"
+                        ),
+                    );
+                }
             }
             let tls_at = |key: &'static str| [k("target"), I(i), k("tls"), k(key)];
             match t.tls.mode {
@@ -631,6 +719,21 @@ impl Config {
 }
 
 impl TargetConfig {
+    /// Whether the configuration gives a credential for this target: a `user` and a password
+    /// source. Always true for a target an identity-mode listener leads to (validation
+    /// requires it); a target reached only by passthrough listeners may have none.
+    pub fn has_credential(&self) -> bool {
+        self.user.is_some() && (self.password_env.is_some() || self.password_file.is_some())
+    }
+
+    /// ` for user "app"`, or nothing when the target has no user.
+    fn for_user(&self) -> String {
+        match &self.user {
+            Some(user) => format!(" for user {user:?}"),
+            None => String::new(),
+        }
+    }
+
     /// Reads the password the gateway logs in to this target with, from the environment variable
     /// or file the configuration names. One trailing newline (`\n` or `\r\n`) is removed.
     ///
@@ -644,8 +747,8 @@ impl TargetConfig {
                 Err(std::env::VarError::NotPresent) => {
                     return Err(bad(format!(
                         "environment variable {var} (password_env) is not set; \
-                         expected it to hold the password for user {:?}",
-                        self.user
+                         expected it to hold the password{}",
+                        self.for_user()
                     )))
                 }
                 Err(std::env::VarError::NotUnicode(_)) => {
@@ -672,8 +775,8 @@ impl TargetConfig {
         let password = strip_newline(&raw);
         if password.is_empty() {
             return Err(bad(format!(
-                "{from} is empty; expected the password for user {:?}",
-                self.user
+                "{from} is empty; expected the password{}",
+                self.for_user()
             )));
         }
         Ok(password.to_owned())
@@ -1221,7 +1324,12 @@ secret = "{}"
             config.listeners[0].address,
             "127.0.0.1:3307".parse().unwrap()
         );
-        assert_eq!(config.target("primary").unwrap().user, "app");
+        assert_eq!(
+            config.target("primary").unwrap().user.as_deref(),
+            Some("app")
+        );
+        assert_eq!(config.listeners[0].auth, ListenerAuth::Identity);
+        assert_eq!(config.listeners[0].auth.mode(), AuthMode::GatewayIdentity);
         assert_eq!(config.limits.max_connections, 4096);
         assert_eq!(config.limits.idle_timeout(), Duration::from_secs(8 * 3600));
         assert_eq!(config.io.mode, IoMode::Auto);
@@ -1266,11 +1374,166 @@ secret = "{}"
 
     #[test]
     fn missing_key_names_table() {
-        let text = minimal().replace("user = \"app\"\n", "");
+        let text = minimal().replace("address = \"127.0.0.1:3306\"\n", "");
         assert_has(
             &error(&text),
-            "t.toml:6:1: missing key `user` in [[target]] \"primary\"",
+            "t.toml:6:1: missing key `address` in [[target]] \"primary\"",
         );
+    }
+
+    /// A passthrough listener in front of a target without credential, and no identities.
+    fn passthrough_only() -> String {
+        r#"[[listener]]
+name = "adopt"
+address = "127.0.0.1:3307"
+target = "primary"
+auth = "passthrough"
+
+[[target]]
+name = "primary"
+address = "127.0.0.1:3306"
+"#
+        .to_owned()
+    }
+
+    #[test]
+    fn passthrough_listener_needs_no_credential_nor_identities() {
+        let config = Config::from_toml(&passthrough_only(), "t.toml").unwrap();
+        assert_eq!(config.listeners[0].auth, ListenerAuth::Passthrough);
+        assert_eq!(config.listeners[0].auth.mode(), AuthMode::Passthrough);
+        assert_eq!(
+            AuthMode::from(ListenerAuth::Identity),
+            AuthMode::GatewayIdentity
+        );
+        assert_eq!(config.listeners[0].auth.to_string(), "passthrough");
+        let t = config.target("primary").unwrap();
+        assert_eq!(t.user, None);
+        assert!(!t.has_credential());
+        assert!(config.identities.is_empty());
+
+        // A credential may still be given (and is then checked).
+        let with = passthrough_only() + "user = \"app\"\npassword_env = \"P\"\n";
+        let config = Config::from_toml(&with, "t.toml").unwrap();
+        assert!(config.targets[0].has_credential());
+        // Identities may be defined too (the passthrough listener ignores them).
+        Config::from_toml(
+            &minimal().replace(
+                "target = \"primary\"\n",
+                "target = \"primary\"\nauth = \"passthrough\"\n",
+            ),
+            "t.toml",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn passthrough_target_credential_is_still_checked() {
+        let text = passthrough_only() + "user = \"\"\n";
+        assert_has(
+            &error(&text),
+            "t.toml:10:8: [[target]] \"primary\": user is empty; expected the MySQL account",
+        );
+        let text = passthrough_only() + "password_env = \"P\"\npassword_file = \"/p\"\n";
+        assert_has(
+            &error(&text),
+            "t.toml:11:17: [[target]] \"primary\": both password_env and password_file are set",
+        );
+        let text = passthrough_only() + "password_env = \"A=B\"\n";
+        assert_has(
+            &error(&text),
+            "t.toml:10:16: [[target]] \"primary\": password_env \"A=B\" is not a valid",
+        );
+    }
+
+    #[test]
+    fn identity_listener_needs_target_credential() {
+        // No user.
+        let text = minimal().replace("user = \"app\"\n", "");
+        assert_eq!(
+            error(&text),
+            "t.toml:6:1: [[target]] \"primary\": no user, but [[listener]] \"main\" (line 1) \
+             is in identity mode (auth = \"identity\", the default), where the gateway logs in to \
+             this target with the credential it holds; expected user = \"ACCOUNT\", the MySQL \
+             account the gateway logs in as (or auth = \"passthrough\" on that listener, to \
+             relay each client's own MySQL login)"
+        );
+        // Neither user nor password, with auth written out: the listener's line is that of
+        // `auth`.
+        let text = passthrough_only().replace("\"passthrough\"", "\"identity\"");
+        let e = errors(&text);
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_has(
+            &e[0],
+            "t.toml:7:1: [[target]] \"primary\": no user, but [[listener]] \"adopt\" (line 5) \
+             is in identity mode",
+        );
+        assert_has(
+            &e[1],
+            "t.toml:7:1: [[target]] \"primary\": no password source, but [[listener]] \
+             \"adopt\" (line 5) is in identity mode",
+        );
+        assert_has(
+            &e[1],
+            "expected exactly one of password_env = \"VARIABLE\" or",
+        );
+    }
+
+    #[test]
+    fn only_identity_listeners_need_the_credential() {
+        // A passthrough and an identity listener on one target: only the latter is named.
+        let text = passthrough_only()
+            + "\n[[listener]]\nname = \"agents\"\naddress = \"127.0.0.1:3308\"\n\
+               target = \"primary\"\n\n[[listener]]\nname = \"ci\"\n\
+               address = \"127.0.0.1:3309\"\ntarget = \"primary\"\nauth = \"identity\"\n";
+        let e = errors(&text);
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_has(
+            &e[0],
+            "t.toml:7:1: [[target]] \"primary\": no user, but [[listener]] \"agents\" (line 11), \
+             [[listener]] \"ci\" (line 20) are in identity mode",
+        );
+        assert_has(&e[0], "(or auth = \"passthrough\" on those listeners,");
+        assert!(!e[0].contains("adopt"), "{e:?}");
+
+        // Targets are judged one by one.
+        let text = minimal()
+            + "\n[[listener]]\nname = \"adopt\"\naddress = \"127.0.0.1:3308\"\n\
+               target = \"legacy\"\nauth = \"passthrough\"\n\n[[target]]\nname = \"legacy\"\n\
+               address = \"10.0.0.9:3306\"\n";
+        let config = Config::from_toml(&text, "t.toml").unwrap();
+        assert!(config.target("primary").unwrap().has_credential());
+        assert!(!config.target("legacy").unwrap().has_credential());
+    }
+
+    #[test]
+    fn listener_auth_values() {
+        let text = minimal().replace(
+            "target = \"primary\"\n",
+            "target = \"primary\"\nauth = \"gateway\"\n",
+        );
+        assert_eq!(
+            error(&text),
+            "t.toml:5:8: key `auth` in [[listener]] \"main\": unknown value `gateway`, \
+             expected `identity` or `passthrough`"
+        );
+        for (value, mode) in [
+            ("identity", AuthMode::GatewayIdentity),
+            ("passthrough", AuthMode::Passthrough),
+        ] {
+            let text = minimal().replace(
+                "target = \"primary\"\n",
+                &format!("target = \"primary\"\nauth = \"{value}\"\n"),
+            );
+            let config = Config::from_toml(&text, "t.toml").unwrap();
+            assert_eq!(config.listeners[0].auth.mode(), mode);
+            assert_eq!(config.listeners[0].auth.to_string(), value);
+        }
+        // Names are lowercase, like every other value in the file.
+        let text = minimal().replace(
+            "target = \"primary\"\n",
+            "target = \"primary\"\nauth = \"Passthrough\"\n",
+        );
+        assert_has(&error(&text), "unknown value `Passthrough`");
     }
 
     #[test]
@@ -1513,7 +1776,7 @@ secret = "{}"
         TargetConfig {
             name: "primary".into(),
             address: "h:1".into(),
-            user: "app".into(),
+            user: Some("app".into()),
             password_env: env.map(str::to_owned),
             password_file: file,
             tls: UpstreamTlsConfig::default(),
@@ -1564,6 +1827,12 @@ secret = "{}"
         assert_has(&e, "missing");
         let e = target(None, None).password().unwrap_err().to_string();
         assert_has(&e, "exactly one of password_env or password_file");
+        std::fs::write(&file, "\n").unwrap();
+        let mut no_user = target(None, Some(file));
+        no_user.user = None;
+        let e = no_user.password().unwrap_err().to_string();
+        assert_has(&e, "is empty; expected the password");
+        assert!(!e.contains("for user"), "{e}");
     }
 
     /// A scratch directory removed on drop.

@@ -154,7 +154,10 @@ fn check_config(path: &Path) -> ExitCode {
                     Some(t) if t.require => "tls required",
                     Some(_) => "tls optional",
                 };
-                format!("{} {} -> {} ({tls})", l.name, l.address, l.target)
+                format!(
+                    "{} {} -> {} ({tls}, auth {})",
+                    l.name, l.address, l.target, l.auth
+                )
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -171,10 +174,17 @@ fn check_config(path: &Path) -> ExitCode {
                     (_, Some(file)) => format!("password from {}", file.display()),
                     _ => "no password".into(),
                 };
-                format!(
-                    "{} {}@{} ({password}, tls {})",
-                    t.name, t.user, t.address, t.tls.mode
-                )
+                match &t.user {
+                    Some(user) => format!(
+                        "{} {user}@{} ({password}, tls {})",
+                        t.name, t.address, t.tls.mode
+                    ),
+                    // Only passthrough listeners reach it (validation saw to that).
+                    None => format!(
+                        "{} {} (no credential: passthrough only, tls {})",
+                        t.name, t.address, t.tls.mode
+                    ),
+                }
             })
             .collect::<Vec<_>>()
             .join(", ")

@@ -8,6 +8,13 @@
 //! Tests never use the upstream credential: they connect to [`Gateway::addr`] as
 //! [`Gateway::user`] with [`Gateway::password`].
 //!
+//! **Passthrough** ([`GatewayOptions::passthrough`]): the listener has `auth = "passthrough"` and
+//! the target no credential (the identities are still in the file, and must be ignored); clients
+//! log in with their own MariaDB account, so [`Gateway::user`]/[`Gateway::password`] are
+//! `app`/[`APP_PASSWORD`] (or the [`GatewayOptions::target_user`] account) and
+//! [`Gateway::other_identity`] is `bob`, created on the MariaDB as in direct mode. `alice` has
+//! no MariaDB account, so logging in as [`ALICE`] must fail.
+//!
 //! **Direct mode** (`GATEHOUSE_TEST_DIRECT=1`): no gateway is started; `addr()` is the MariaDB's
 //! own address and the credentials are `app`/[`APP_PASSWORD`], so the very same tests run against
 //! the server directly. This validates the tests themselves. Where it can, direct mode maps the
@@ -76,6 +83,8 @@ pub struct GatewayOptions {
     pub target_user: Option<String>,
     /// TLS to the upstream (`mode = "required"`), verified against this CA file.
     pub upstream_tls_ca: Option<PathBuf>,
+    /// The listener relays each client's own MySQL login (`auth = "passthrough"`).
+    pub passthrough: bool,
 }
 
 impl GatewayOptions {
@@ -88,9 +97,16 @@ impl GatewayOptions {
             target_address: None,
             target_user: None,
             upstream_tls_ca: None,
+            passthrough: false,
         }
     }
-    /// Logs in upstream as another account.
+    /// Makes the listener relay each client's own MySQL login (`auth = "passthrough"`): clients
+    /// log in as the MariaDB account (`app`, or [`GatewayOptions::target_user`]'s).
+    pub fn passthrough(mut self) -> Self {
+        self.passthrough = true;
+        self
+    }
+    /// Logs in upstream as another account (in passthrough: the account clients log in as).
     pub fn target_user(mut self, user: impl Into<String>) -> Self {
         self.target_user = Some(user.into());
         self
@@ -150,6 +166,7 @@ pub struct Gateway {
     password: String,
     tls: Option<TlsFiles>,
     direct: bool,
+    passthrough: bool,
     driver: IoMode,
 }
 
@@ -166,6 +183,10 @@ impl Gateway {
         let dir = db.scratch();
         let password_file = dir.join("upstream-password");
         std::fs::write(&password_file, format!("{APP_PASSWORD}\n"))?;
+        if opts.passthrough {
+            // Clients log in as MariaDB accounts: the second identity must be one.
+            db.root_sql(&create_other_account())?;
+        }
         let tls = match opts.tls {
             Tls::Off => None,
             Tls::On | Tls::Require => Some(TlsFiles::generate(dir)?),
@@ -185,17 +206,31 @@ impl Gateway {
             .first()
             .context("the gateway reports no listen address")?;
         eprintln!(
-            "gateway ({:?}, tls {:?}) listening on {addr} in front of {target_address}",
+            "gateway ({:?}, tls {:?}{}) listening on {addr} in front of {target_address}",
             handle.driver(),
-            opts.tls
+            opts.tls,
+            if opts.passthrough {
+                ", passthrough"
+            } else {
+                ""
+            }
         );
+        let (user, password) = if opts.passthrough {
+            (
+                opts.target_user.as_deref().unwrap_or(APP_USER),
+                APP_PASSWORD,
+            )
+        } else {
+            ALICE
+        };
         Ok(Gateway {
             handle: Some(handle),
             addr,
-            user: ALICE.0.into(),
-            password: ALICE.1.into(),
+            user: user.into(),
+            password: password.into(),
             tls,
             direct: false,
+            passthrough: opts.passthrough,
             driver: opts.driver,
         })
     }
@@ -206,12 +241,7 @@ impl Gateway {
             db.addr()
         );
         // The second identity exists as a MariaDB account, so that COM_CHANGE_USER tests run.
-        let mut sql = format!(
-            "CREATE USER IF NOT EXISTS '{b}'@'%' IDENTIFIED BY '{bp}';
-             GRANT ALL ON *.* TO '{b}'@'%';",
-            b = BOB.0,
-            bp = BOB.1
-        );
+        let mut sql = create_other_account();
         // Map the limits onto the server where an equivalent exists.
         let l = &opts.limits;
         if let Some(n) = l.max_connections {
@@ -261,6 +291,7 @@ impl Gateway {
             password: APP_PASSWORD.into(),
             tls,
             direct: true,
+            passthrough: opts.passthrough,
             driver: opts.driver,
         })
     }
@@ -273,7 +304,7 @@ impl Gateway {
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
-    /// The user name clients log in with (`alice`; `app` in direct mode).
+    /// The user name clients log in with (`alice`; `app` in direct mode and in passthrough).
     pub fn user(&self) -> &str {
         &self.user
     }
@@ -282,13 +313,18 @@ impl Gateway {
         &self.password
     }
     /// The second identity (`bob`), for `COM_CHANGE_USER` tests (an account of the same name in
-    /// direct mode).
+    /// direct mode and in passthrough).
     pub fn other_identity(&self) -> (&'static str, &'static str) {
         BOB
     }
     /// Whether this is direct mode (no gateway).
     pub fn is_direct(&self) -> bool {
         self.direct
+    }
+    /// Whether [`GatewayOptions::passthrough`] was asked for (in direct mode too, where it
+    /// changes nothing: clients log in with their MariaDB account anyway).
+    pub fn is_passthrough(&self) -> bool {
+        self.passthrough
     }
     /// The certificate clients may see (when TLS is on).
     pub fn tls_files(&self) -> Option<&TlsFiles> {
@@ -327,6 +363,9 @@ fn config_toml(
     writeln!(t, "name = \"test\"")?;
     writeln!(t, "address = \"127.0.0.1:0\"")?;
     writeln!(t, "target = \"db\"")?;
+    if opts.passthrough {
+        writeln!(t, "auth = \"passthrough\"")?;
+    }
     if let Some(files) = tls {
         writeln!(t, "[listener.tls]")?;
         writeln!(t, "cert = {}", toml_str(&files.cert.display().to_string()))?;
@@ -336,21 +375,26 @@ fn config_toml(
     writeln!(t, "\n[[target]]")?;
     writeln!(t, "name = \"db\"")?;
     writeln!(t, "address = {}", toml_str(target_address))?;
-    writeln!(
-        t,
-        "user = {}",
-        toml_str(opts.target_user.as_deref().unwrap_or(APP_USER))
-    )?;
-    writeln!(
-        t,
-        "password_file = {}",
-        toml_str(&password_file.display().to_string())
-    )?;
+    // A passthrough listener relays the client's own login: the target needs no credential.
+    if !opts.passthrough {
+        writeln!(
+            t,
+            "user = {}",
+            toml_str(opts.target_user.as_deref().unwrap_or(APP_USER))
+        )?;
+        writeln!(
+            t,
+            "password_file = {}",
+            toml_str(&password_file.display().to_string())
+        )?;
+    }
     if let Some(ca) = &opts.upstream_tls_ca {
         writeln!(t, "[target.tls]")?;
         writeln!(t, "mode = \"required\"")?;
         writeln!(t, "ca = {}", toml_str(&ca.display().to_string()))?;
     }
+    // Written in passthrough too, where the listener must ignore them: `alice` is then a login
+    // the target refuses.
     for (name, password, groups) in [(ALICE.0, ALICE.1, "\"dev\""), (BOB.0, BOB.1, "\"ops\"")] {
         let secret = identity_secret(password);
         writeln!(t, "\n[[identity]]")?;
@@ -382,6 +426,16 @@ fn config_toml(
     };
     writeln!(t, "\n[io]\nmode = \"{mode}\"\nthreads = 1")?;
     Ok(t)
+}
+
+/// SQL creating the second identity as a MariaDB account (direct mode and passthrough).
+fn create_other_account() -> String {
+    format!(
+        "CREATE USER IF NOT EXISTS '{b}'@'%' IDENTIFIED BY '{bp}';
+         GRANT ALL ON *.* TO '{b}'@'%';",
+        b = BOB.0,
+        bp = BOB.1
+    )
 }
 
 /// The stored form of an identity's secret, as `gatehouse hash-secret` prints it. Computed once

@@ -24,7 +24,7 @@ use crate::auth::IdentityStore;
 use crate::config::{Config, IoMode, ListenerConfig, TargetConfig, UpstreamTlsMode};
 use crate::session::kill::SessionRegistry;
 use crate::session::phases::{AllowAll, PassThrough};
-use crate::session::{SessionConfig, TargetInfo};
+use crate::session::{AuthMode, SessionConfig, TargetInfo};
 use crate::wire::frame::{parse_packet, write_packet_with};
 use crate::wire::handshake::parse_handshake_v10;
 use crate::wire::response::encode_gateway_err;
@@ -310,17 +310,35 @@ fn session_config(
             Some((Arc::new(cfg), name))
         }
     };
+    // The gateway's own upstream credential: always there for identity-mode listeners
+    // (validation requires it); a passthrough listener relays each client's own login and
+    // never reads it.
+    let auth = listener.auth.mode();
+    let (upstream_user, upstream_password) = match &target.user {
+        _ if auth == AuthMode::Passthrough => (String::new(), String::new()),
+        Some(user) if target.has_credential() => (
+            user.clone(),
+            target
+                .password()
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        ),
+        _ => {
+            return Err(StartError::Config(format!(
+                "listener {:?} (auth = \"identity\"): target {:?} has no user and password \
+                 for the gateway to log in with",
+                listener.name, target.name
+            )))
+        }
+    };
     Ok(SessionConfig {
-        auth: crate::session::AuthMode::GatewayIdentity,
+        auth,
         target_name: target.name.clone(),
         target: Arc::new(TargetInfo::default()),
         identities,
         client_tls,
         require_client_tls: listener.tls.as_ref().is_some_and(|t| t.require),
-        upstream_user: target.user.clone(),
-        upstream_password: target
-            .password()
-            .map_err(|e| StartError::Config(e.to_string()))?,
+        upstream_user,
+        upstream_password,
         upstream_tls,
         upstream_public_key: match &target.server_public_key {
             None => None,
@@ -406,5 +424,54 @@ fn learn_target(shared: &ListenerShared, config: &Config) {
             }
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(text: &str) -> Result<SessionConfig, StartError> {
+        let config = Config::from_toml(text, "t.toml").unwrap();
+        session_config(
+            &config,
+            &config.listeners[0],
+            &config.targets[0],
+            Arc::new(IdentityStore::from_config(&config.identities).unwrap()),
+            Arc::default(),
+        )
+    }
+
+    const PASSTHROUGH: &str = "[[listener]]\nname = \"adopt\"\naddress = \"127.0.0.1:0\"\n\
+        target = \"db\"\nauth = \"passthrough\"\n\n[[target]]\nname = \"db\"\naddress = \"h:1\"\n";
+
+    #[test]
+    fn passthrough_without_credential_reads_nothing() {
+        let s = build(PASSTHROUGH).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.auth, AuthMode::Passthrough);
+        assert_eq!(s.upstream_user, "");
+        assert_eq!(s.upstream_password, "");
+    }
+
+    #[test]
+    fn identity_listener_gets_the_held_credential() {
+        let dir = std::env::temp_dir().join(format!(
+            "gatehouse-io-credential-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let text = PASSTHROUGH.replace("auth = \"passthrough\"\n", "")
+            + &format!(
+                "user = \"app\"\npassword_file = {:?}\n",
+                file.display().to_string()
+            );
+        let s = build(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.auth, AuthMode::GatewayIdentity);
+        assert_eq!(s.upstream_user, "app");
+        assert_eq!(s.upstream_password, "s3cret");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
