@@ -376,6 +376,7 @@ pub mod session {
             gate: Arc::new(AllowAll),
             rows: Arc::new(PassThrough),
             registry: Default::default(),
+            events: Arc::new(gatehouse::session::phases::DiscardEvents),
         })
     }
 

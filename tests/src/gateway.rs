@@ -24,10 +24,13 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use gatehouse::config::{Config, IoMode};
 use gatehouse::io::ServerHandle;
+use gatehouse::session::phases::EventSink;
+use gatehouse::session::Event;
 
 use crate::mariadb::{MariaDb, APP_PASSWORD, APP_USER};
 
@@ -168,6 +171,20 @@ pub struct Gateway {
     direct: bool,
     passthrough: bool,
     driver: IoMode,
+    events: Arc<CollectEvents>,
+}
+
+/// Keeps every session event the gateway emits (what the recorder will receive).
+#[derive(Default)]
+pub struct CollectEvents {
+    events: std::sync::Mutex<Vec<(u64, Event)>>,
+}
+
+impl EventSink for CollectEvents {
+    fn on_event(&self, session_id: u64, event: &Event) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.push((session_id, event.clone()));
+    }
 }
 
 impl Gateway {
@@ -199,7 +216,8 @@ impl Gateway {
         std::fs::write(dir.join("gatehouse.toml"), &text)?;
         let config = Config::from_toml(&text, "test")
             .map_err(|e| anyhow::anyhow!("test config rejected: {e}\n{text}"))?;
-        let handle = gatehouse::io::start(config, opts.driver)
+        let events = Arc::new(CollectEvents::default());
+        let handle = gatehouse::io::start_with_events(config, opts.driver, events.clone())
             .map_err(|e| anyhow::anyhow!("gatehouse::io::start({:?}): {e}", opts.driver))?;
         let addr = *handle
             .listen_addrs()
@@ -232,6 +250,7 @@ impl Gateway {
             direct: false,
             passthrough: opts.passthrough,
             driver: opts.driver,
+            events,
         })
     }
 
@@ -293,7 +312,28 @@ impl Gateway {
             direct: true,
             passthrough: opts.passthrough,
             driver: opts.driver,
+            events: Arc::default(),
         })
+    }
+
+    /// Every session event so far: (session id, event). Empty in direct mode.
+    pub fn events(&self) -> Vec<(u64, Event)> {
+        self.events
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Who each session logged in (or switched) as, in order: (session id, identity name).
+    pub fn logins(&self) -> Vec<(u64, String)> {
+        self.events()
+            .into_iter()
+            .filter_map(|(id, e)| match e {
+                Event::Authenticated { identity, .. } => Some((id, identity.name)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Where clients connect.

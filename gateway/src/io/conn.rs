@@ -235,6 +235,10 @@ async fn after_input<R: Runtime>(conn: &Rc<Conn<R>>) {
     loop {
         let event = conn.session.borrow_mut().poll_event();
         let Some(event) = event else { break };
+        {
+            let session = conn.session.borrow();
+            session.config().events.on_event(session.id(), &event);
+        }
         match event {
             Event::ConnectUpstream => R::spawn(connect_task(conn.clone())),
             Event::Closed(reason) => debug!(?reason, "session closed"),

@@ -24,6 +24,7 @@ use crate::auth::IdentityStore;
 use crate::config::{Config, IoMode, ListenerConfig, TargetConfig, UpstreamTlsMode};
 use crate::session::kill::SessionRegistry;
 use crate::session::phases::{AllowAll, PassThrough};
+use crate::session::phases::{DiscardEvents, EventSink};
 use crate::session::{AuthMode, SessionConfig, TargetInfo};
 use crate::wire::frame::{parse_packet, write_packet_with};
 use crate::wire::handshake::parse_handshake_v10;
@@ -78,6 +79,15 @@ pub struct ServerHandle {
 
 /// Starts the gateway in background threads; returns once every listener is bound.
 pub fn start(config: Config, mode: IoMode) -> Result<ServerHandle, StartError> {
+    start_with_events(config, mode, Arc::new(DiscardEvents))
+}
+
+/// [`start`], handing every session event to `events` (the recorder's seam).
+pub fn start_with_events(
+    config: Config,
+    mode: IoMode,
+    events: Arc<dyn EventSink>,
+) -> Result<ServerHandle, StartError> {
     let driver = match mode {
         IoMode::Epoll => Driver::Epoll,
         IoMode::Uring => {
@@ -123,6 +133,7 @@ pub fn start(config: Config, mode: IoMode) -> Result<ServerHandle, StartError> {
                 target,
                 identities.clone(),
                 registry.clone(),
+                events.clone(),
             )?),
             upstream: resolve(&target.address).map_err(StartError::Config)?,
             connections: connections.clone(),
@@ -277,6 +288,7 @@ fn session_config(
     target: &TargetConfig,
     identities: Arc<IdentityStore>,
     registry: Arc<SessionRegistry>,
+    events: Arc<dyn EventSink>,
 ) -> Result<SessionConfig, StartError> {
     let client_tls = match &listener.tls {
         None => None,
@@ -354,6 +366,7 @@ fn session_config(
         gate: Arc::new(AllowAll),
         rows: Arc::new(PassThrough),
         registry,
+        events,
     })
 }
 
@@ -439,6 +452,7 @@ mod tests {
             &config.targets[0],
             Arc::new(IdentityStore::from_config(&config.identities).unwrap()),
             Arc::default(),
+            Arc::new(DiscardEvents),
         )
     }
 

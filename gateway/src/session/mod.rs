@@ -175,6 +175,8 @@ pub struct SessionConfig {
     pub rows: Arc<dyn RowTransform>,
     /// Live sessions of the whole gateway (KILL translation).
     pub registry: Arc<kill::SessionRegistry>,
+    /// Where the driver hands every event.
+    pub events: Arc<dyn phases::EventSink>,
 }
 
 /// How a session ended.
@@ -394,6 +396,11 @@ impl Session {
     /// The session id.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The configuration the session runs with.
+    pub fn config(&self) -> &Arc<SessionConfig> {
+        &self.cfg
     }
 
     /// Who is logged in, once authenticated.

@@ -4,10 +4,10 @@
 //! client command ──▶ CommandGate::decide ──allow──▶ upstream
 //!                        │ refuse ──▶ ERR to client        │ hold ──▶ wait for handle_approval
 //! upstream rows  ──▶ RowTransform::on_row ──▶ client       (skipped when is_identity())
-//! every command  ──▶ Event::Command (recorder)
+//! every event    ──▶ EventSink::on_event (the recorder: logins, identity switches, commands)
 //! ```
 //!
-//! Both are synchronous and must not block: policy, masking and recording build on them.
+//! All are synchronous and must not block: policy, masking and recording build on them.
 
 use crate::auth::Identity;
 use crate::wire::command::CommandPacket;
@@ -116,4 +116,18 @@ impl ColumnInfo {
             column_type: c.column_type,
         }
     }
+}
+
+/// Receives every session's events as the driver drains them (the recorder's seam). Called on
+/// an I/O thread: hand the event off (e.g. to a queue), never block.
+pub trait EventSink: Send + Sync {
+    /// `event` happened in session `session_id`.
+    fn on_event(&self, session_id: u64, event: &super::Event);
+}
+
+/// Drops every event (the driver still logs them).
+pub struct DiscardEvents;
+
+impl EventSink for DiscardEvents {
+    fn on_event(&self, _session_id: u64, _event: &super::Event) {}
 }

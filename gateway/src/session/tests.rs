@@ -751,6 +751,7 @@ impl Pair {
             gate: setup.gate,
             rows: setup.rows,
             registry: setup.registry,
+            events: Arc::new(super::phases::DiscardEvents),
         };
         let start = Instant::now();
         let random = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));

@@ -32,6 +32,7 @@ impl Relay {
             gate: Arc::new(AllowAll),
             rows: Arc::new(PassThrough),
             registry: Default::default(),
+            events: Arc::new(crate::session::phases::DiscardEvents),
         };
         let now = Instant::now();
         let session = Session::new(Arc::new(cfg), 9, PEER.parse().unwrap(), now, [1; 20]);
