@@ -88,9 +88,9 @@ fn passthrough_native(driver: IoMode) -> Result<()> {
 fn passthrough_ed25519(driver: IoMode) -> Result<()> {
     let env = TestEnv::start(GatewayOptions::new(driver).passthrough())?;
     let gw = &env.gw;
-    let sql = "SELECT CURRENT_USER(); SELECT 1;\n".repeat(1);
+    let sql = "SELECT CURRENT_USER(); SELECT 1;\n";
     for _ in 0..20 {
-        let out = mariadb_cli(gw, "app_ed", APP_PASSWORD, PLAIN, &sql)?;
+        let out = mariadb_cli(gw, "app_ed", APP_PASSWORD, PLAIN, sql)?;
         ensure!(
             out.ok && out.stdout.contains("app_ed@%"),
             "ed25519 login: {out}"
