@@ -46,7 +46,9 @@ impl Expect {
     /// What the server answers to `cmd`.
     pub(crate) fn for_command(cmd: &CommandPacket<'_>) -> Expect {
         match cmd {
-            CommandPacket::Query { .. } => Expect::Results(RowFormat::Text),
+            CommandPacket::Query { .. } | CommandPacket::ProcessInfo => {
+                Expect::Results(RowFormat::Text)
+            }
             CommandPacket::StmtExecute(_) => Expect::Results(RowFormat::Binary),
             CommandPacket::StmtPrepare { .. } => Expect::Prepare,
             CommandPacket::FieldList { .. } => Expect::FieldList,

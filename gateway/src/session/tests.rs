@@ -2974,6 +2974,46 @@ fn field_list_statistics_ping_and_set_option() {
     }
 }
 
+/// The administrative commands client libraries still send (`mysql_refresh`,
+/// `mysql_dump_debug_info`, `mysql_list_processes`): relayed like any other, with their
+/// responses — one status packet, or a text result set for COM_PROCESS_INFO.
+#[test]
+fn refresh_debug_and_process_info_are_relayed() {
+    for deprecate_eof in [true, false] {
+        let mut pair = Pair::new(Setup {
+            deprecate_eof,
+            ..Setup::default()
+        });
+        pair.login();
+        let caps = pair.caps();
+        let got = pair.command(
+            &[Command::COM_REFRESH.0, 0x04],
+            vec![ok_payload(caps, AUTOCOMMIT, 0)],
+        );
+        assert_eq!(&got, pair.server.replies.last().unwrap());
+        assert_eq!(pair.server.commands.last().unwrap().payload, [0x07, 0x04]);
+        let got = pair.command(
+            &[Command::COM_DEBUG.0],
+            vec![terminator(CapabilityFlags::empty(), AUTOCOMMIT)],
+        );
+        assert_eq!(&got, pair.server.replies.last().unwrap());
+        let processes = text_result(caps, &["Id", "User"], &three_rows(), AUTOCOMMIT);
+        let got = pair.command(&[Command::COM_PROCESS_INFO.0], processes);
+        assert_eq!(
+            &got,
+            pair.server.replies.last().unwrap(),
+            "deprecate_eof={deprecate_eof}"
+        );
+        let done = pair.take_commands();
+        assert_eq!(done.len(), 3);
+        assert_eq!(
+            done[2].outcome.rows, 3,
+            "the process list is counted as rows"
+        );
+        pair.assert_usable();
+    }
+}
+
 #[test]
 fn init_db_changes_the_database_the_gate_sees_only_on_success() {
     let (mut pair, gate) = gated();

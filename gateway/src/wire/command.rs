@@ -47,6 +47,20 @@ pub enum CommandPacket<'a> {
     },
     /// COM_STATISTICS.
     Statistics,
+    /// COM_REFRESH.
+    Refresh {
+        /// What to flush (REFRESH_GRANT, REFRESH_LOG, REFRESH_TABLES… bits).
+        options: u8,
+    },
+    /// COM_SHUTDOWN.
+    Shutdown {
+        /// Shutdown level, when sent.
+        level: Option<u8>,
+    },
+    /// COM_PROCESS_INFO.
+    ProcessInfo,
+    /// COM_DEBUG.
+    Debug,
     /// COM_PROCESS_KILL.
     ProcessKill {
         /// The connection to kill.
@@ -144,6 +158,10 @@ impl CommandPacket<'_> {
             CommandPacket::Query { .. } => Command::COM_QUERY,
             CommandPacket::FieldList { .. } => Command::COM_FIELD_LIST,
             CommandPacket::Statistics => Command::COM_STATISTICS,
+            CommandPacket::Refresh { .. } => Command::COM_REFRESH,
+            CommandPacket::Shutdown { .. } => Command::COM_SHUTDOWN,
+            CommandPacket::ProcessInfo => Command::COM_PROCESS_INFO,
+            CommandPacket::Debug => Command::COM_DEBUG,
             CommandPacket::ProcessKill { .. } => Command::COM_PROCESS_KILL,
             CommandPacket::Ping => Command::COM_PING,
             CommandPacket::ChangeUser(_) => Command::COM_CHANGE_USER,
@@ -173,6 +191,14 @@ pub fn parse_command(payload: &[u8], caps: CapabilityFlags) -> Result<CommandPac
         Command::COM_PING => CommandPacket::Ping,
         Command::COM_STATISTICS => CommandPacket::Statistics,
         Command::COM_RESET_CONNECTION => CommandPacket::ResetConnection,
+        Command::COM_PROCESS_INFO => CommandPacket::ProcessInfo,
+        Command::COM_DEBUG => CommandPacket::Debug,
+        Command::COM_REFRESH => CommandPacket::Refresh {
+            options: parse_all(what, body, le_u8)?,
+        },
+        Command::COM_SHUTDOWN => CommandPacket::Shutdown {
+            level: body.first().copied().filter(|_| body.len() == 1),
+        },
         Command::COM_INIT_DB => CommandPacket::InitDb { schema: body },
         Command::COM_QUERY => CommandPacket::Query { sql: body },
         Command::COM_STMT_PREPARE => CommandPacket::StmtPrepare { sql: body },
@@ -273,7 +299,13 @@ pub fn encode_command(out: &mut Vec<u8>, cmd: &CommandPacket<'_>, caps: Capabili
         CommandPacket::Quit
         | CommandPacket::Ping
         | CommandPacket::Statistics
-        | CommandPacket::ResetConnection => {}
+        | CommandPacket::ProcessInfo
+        | CommandPacket::Debug
+        | CommandPacket::ResetConnection
+        | CommandPacket::Shutdown { level: None } => {}
+        CommandPacket::Refresh { options: b } | CommandPacket::Shutdown { level: Some(b) } => {
+            out.push(*b)
+        }
         CommandPacket::InitDb { schema: s }
         | CommandPacket::Query { sql: s }
         | CommandPacket::StmtPrepare { sql: s } => out.extend_from_slice(s),
@@ -354,6 +386,9 @@ mod tests {
             let caps = CapabilityFlags::GATEWAY;
             for cmd in [
                 CommandPacket::Quit, CommandPacket::Ping, CommandPacket::Statistics, CommandPacket::ResetConnection,
+                CommandPacket::ProcessInfo, CommandPacket::Debug,
+                CommandPacket::Refresh { options: p as u8 },
+                CommandPacket::Shutdown { level: None }, CommandPacket::Shutdown { level: Some(o as u8) },
                 CommandPacket::Query { sql: &body }, CommandPacket::InitDb { schema: &body },
                 CommandPacket::StmtPrepare { sql: &body },
                 CommandPacket::FieldList { table: &table, wildcard: &body },

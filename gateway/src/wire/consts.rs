@@ -152,10 +152,18 @@ impl Command {
     pub const COM_QUERY: Command = Command(0x03);
     /// List a table's columns (deprecated).
     pub const COM_FIELD_LIST: Command = Command(0x04);
+    /// Flush tables, logs, privileges… (`mysql_refresh`; a bitmask of what to flush).
+    pub const COM_REFRESH: Command = Command(0x07);
+    /// Shut the server down (`mysql_shutdown`).
+    pub const COM_SHUTDOWN: Command = Command(0x08);
     /// Human-readable server statistics.
     pub const COM_STATISTICS: Command = Command(0x09);
+    /// The process list as a result set (deprecated; `SHOW PROCESSLIST`).
+    pub const COM_PROCESS_INFO: Command = Command(0x0a);
     /// Kill a connection or query (deprecated; `KILL` statement).
     pub const COM_PROCESS_KILL: Command = Command(0x0c);
+    /// Dump debug information to the server's log (`mysql_dump_debug_info`).
+    pub const COM_DEBUG: Command = Command(0x0d);
     /// Liveness check.
     pub const COM_PING: Command = Command(0x0e);
     /// Re-authenticate as another user.
@@ -184,7 +192,11 @@ impl Command {
             Command::COM_INIT_DB => "COM_INIT_DB",
             Command::COM_QUERY => "COM_QUERY",
             Command::COM_FIELD_LIST => "COM_FIELD_LIST",
+            Command::COM_REFRESH => "COM_REFRESH",
+            Command::COM_SHUTDOWN => "COM_SHUTDOWN",
             Command::COM_STATISTICS => "COM_STATISTICS",
+            Command::COM_PROCESS_INFO => "COM_PROCESS_INFO",
+            Command::COM_DEBUG => "COM_DEBUG",
             Command::COM_PROCESS_KILL => "COM_PROCESS_KILL",
             Command::COM_PING => "COM_PING",
             Command::COM_CHANGE_USER => "COM_CHANGE_USER",
