@@ -40,11 +40,11 @@ fn parse(c: &mut Criterion) {
 
     let coldef = column_definition("email", VAR_STRING);
     assert_eq!(
-        parse_column_definition(&coldef).map(|c| c.name),
+        parse_column_definition(&coldef, false).map(|c| c.name),
         Ok(&b"email"[..])
     );
     g.bench_function("column_definition", |b| {
-        b.iter(|| parse_column_definition(black_box(&coldef)))
+        b.iter(|| parse_column_definition(black_box(&coldef), false))
     });
 
     let row = customer_text_row();

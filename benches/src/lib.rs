@@ -103,6 +103,7 @@ pub mod wire {
                 org_table: b"customers",
                 name: name.as_bytes(),
                 org_name: name.as_bytes(),
+                extended: None,
                 charset: 45,
                 column_length: 1020,
                 column_type,

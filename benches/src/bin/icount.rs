@@ -57,7 +57,9 @@ const SCENARIOS: &[Scenario] = &[
     }),
     ("parse/column_definition", 10_000, |n| {
         let coldef = column_definition("email", VAR_STRING);
-        measure(n, || parse_column_definition(black_box(&coldef)).is_ok());
+        measure(n, || {
+            parse_column_definition(black_box(&coldef), false).is_ok()
+        });
     }),
     ("parse/text_row", 10_000, |n| {
         let row = customer_text_row();

@@ -43,6 +43,7 @@ use tracing::{debug, info, warn};
 use crate::auth::{Identity, IdentityStore};
 use crate::config::LimitsConfig;
 use crate::wire::command::{parse_command, ChangeUser, CommandPacket};
+use crate::wire::consts::mariadb_caps;
 use crate::wire::frame::{parse_packet, write_packet, write_packet_with, FrameError, Packet};
 use crate::wire::handshake::{
     encode_handshake_response, encode_handshake_v10, encode_ssl_request, parse_handshake_response,
@@ -107,6 +108,8 @@ pub struct LearnedTarget {
     pub capabilities: CapabilityFlags,
     /// Its default collation.
     pub charset: u8,
+    /// MariaDB's extended capabilities (0 for MySQL).
+    pub mariadb_capabilities: u32,
 }
 
 impl TargetInfo {
@@ -116,6 +119,10 @@ impl TargetInfo {
             server_version: String::from_utf8_lossy(greeting.server_version).into_owned(),
             capabilities: greeting.capabilities,
             charset: greeting.charset,
+            mariadb_capabilities: mariadb_capabilities(
+                greeting.capabilities,
+                greeting.mariadb_capabilities,
+            ),
         };
         *self.learned.write().unwrap_or_else(|e| e.into_inner()) = Some(learned);
     }
@@ -332,6 +339,10 @@ pub struct Session {
     closed_reported: bool,
     /// Capabilities offered in the greeting (what the client may negotiate).
     offered: CapabilityFlags,
+    /// MariaDB extended capabilities offered in the greeting.
+    offered_mariadb: u32,
+    /// MariaDB extended capabilities agreed with the client (and requested upstream).
+    mariadb_caps: u32,
     /// Greeting plugin and nonce, kept until the login response can be sent.
     pending_login: Option<(String, Vec<u8>)>,
     /// Passthrough: the client's first auth response, kept until the upstream link is ready.
@@ -374,6 +385,8 @@ impl Session {
             relayed_first: None,
             closed_reported: false,
             offered: CapabilityFlags::empty(),
+            offered_mariadb: 0,
+            mariadb_caps: 0,
             events: VecDeque::new(),
             scratch: Vec::new(),
         };
@@ -826,6 +839,8 @@ impl Session {
             return false;
         }
         self.caps = r.capabilities & offered;
+        self.mariadb_caps =
+            mariadb_capabilities(r.capabilities, r.mariadb_capabilities) & self.offered_mariadb;
         if !self.caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
             self.bad_handshake("client does not speak protocol 4.1");
             return false;
@@ -1426,7 +1441,8 @@ impl Session {
         }
         match role {
             PacketRole::ColumnDefinition => {
-                match parse_column_definition(payload) {
+                let extended = self.mariadb_caps & mariadb_caps::EXTENDED_METADATA != 0;
+                match parse_column_definition(payload, extended) {
                     Ok(c) => flight.columns.push(ColumnInfo::from_definition(&c)),
                     // Rows could no longer be matched to their columns: stop, don't guess.
                     Err(e) => {
@@ -1495,6 +1511,14 @@ impl Session {
                 "upstream lacks capabilities the client negotiated: {missing:?}"
             ));
         }
+        let upstream_mariadb =
+            mariadb_capabilities(greeting.capabilities, greeting.mariadb_capabilities);
+        if self.mariadb_caps & !upstream_mariadb != 0 {
+            return self.upstream_failed(format!(
+                "upstream lacks MariaDB capabilities the client negotiated: {:#x}",
+                self.mariadb_caps & !upstream_mariadb
+            ));
+        }
         let nonce = greeting.nonce();
         let plugin =
             String::from_utf8_lossy(greeting.auth_plugin.unwrap_or(b"mysql_native_password"))
@@ -1532,6 +1556,7 @@ impl Session {
                     capabilities: self.upstream_capabilities(),
                     max_packet_size: self.cfg.limits.max_packet_size as u32,
                     charset: self.hello.charset,
+                    mariadb_capabilities: self.mariadb_caps,
                     ..Default::default()
                 },
             );
@@ -1562,6 +1587,11 @@ impl Session {
             self.hello.database.is_some(),
         );
         caps.set(CapabilityFlags::CLIENT_SSL, self.cfg.upstream_tls.is_some());
+        // Asking for MariaDB's extended capabilities means clearing CLIENT_MYSQL.
+        caps.set(
+            CapabilityFlags::CLIENT_LONG_PASSWORD,
+            self.mariadb_caps == 0,
+        );
         caps
     }
 
@@ -1605,7 +1635,7 @@ impl Session {
             capabilities: self.upstream_capabilities(),
             max_packet_size: self.cfg.limits.max_packet_size as u32,
             charset: self.hello.charset,
-            mariadb_capabilities: 0,
+            mariadb_capabilities: self.mariadb_caps,
             username: user.as_bytes(),
             auth_response: &auth,
             database: self.hello.database.as_deref(),
@@ -1733,6 +1763,15 @@ impl Session {
     /// and the authentication plugin the client should start with.
     fn send_greeting(&mut self, nonce: &[u8], plugin: &[u8]) {
         self.offered = self.offered_capabilities();
+        self.offered_mariadb = self
+            .cfg
+            .target
+            .get()
+            .map_or(0, |t| t.mariadb_capabilities & mariadb_caps::GATEWAY);
+        if self.offered_mariadb != 0 {
+            // Clearing CLIENT_MYSQL is how a MariaDB server says its extra 4 bytes count.
+            self.offered -= CapabilityFlags::CLIENT_LONG_PASSWORD;
+        }
         let learned = self.cfg.target.get();
         let version = learned
             .as_ref()
@@ -1746,7 +1785,7 @@ impl Session {
             capabilities: self.offered,
             charset: learned.map(|t| t.charset).unwrap_or(45),
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
-            mariadb_capabilities: 0,
+            mariadb_capabilities: self.offered_mariadb,
             auth_plugin: Some(plugin),
         };
         let mut payload = Vec::new();
@@ -1874,6 +1913,16 @@ impl Session {
         self.state = State::Closed;
         self.deadline = None;
         self.events.push_back(Event::Closed(reason));
+    }
+}
+
+/// The MariaDB extended capabilities a greeting or handshake response declares: its extra 4
+/// bytes count only when `CLIENT_LONG_PASSWORD` (`CLIENT_MYSQL`) is clear.
+fn mariadb_capabilities(caps: CapabilityFlags, extended: u32) -> u32 {
+    if caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+        0
+    } else {
+        extended
     }
 }
 

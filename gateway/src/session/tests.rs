@@ -181,6 +181,7 @@ fn coldef(name: &str, column_type: u8) -> Vec<u8> {
             org_table: b"t",
             name: name.as_bytes(),
             org_name: name.as_bytes(),
+            extended: None,
             charset: 45,
             column_length: 255,
             column_type,

@@ -103,6 +103,27 @@ impl CapabilityFlags {
         .union(CapabilityFlags::CLIENT_DEPRECATE_EOF);
 }
 
+/// MariaDB's extended capabilities: the 4 bytes greeting and handshake response carry when
+/// `CLIENT_LONG_PASSWORD` (MariaDB calls it `CLIENT_MYSQL`) is clear. Bit `n` here is MariaDB's
+/// capability bit `32 + n`.
+pub mod mariadb_caps {
+    /// Progress report packets during long statements (they look like ERR packets).
+    pub const PROGRESS: u32 = 1 << 0;
+    /// COM_MULTI.
+    pub const COM_MULTI: u32 = 1 << 1;
+    /// COM_STMT_BULK_EXECUTE.
+    pub const STMT_BULK_OPERATIONS: u32 = 1 << 2;
+    /// Column definitions carry extended type information (e.g. `format=json`).
+    pub const EXTENDED_METADATA: u32 = 1 << 3;
+    /// Result sets may omit metadata the client has cached.
+    pub const CACHE_METADATA: u32 = 1 << 4;
+
+    /// What the gateway relays: only extended metadata, which adds one field to column
+    /// definitions and nothing else. The others add packets or commands the gateway would have
+    /// to understand (progress reports mid-response, bulk execution, metadata-less results).
+    pub const GATEWAY: u32 = EXTENDED_METADATA;
+}
+
 bitflags! {
     /// Server status flags carried by OK and EOF packets (`SERVER_*`).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

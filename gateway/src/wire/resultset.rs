@@ -3,6 +3,7 @@
 //! ```text
 //! result set := column_count<lenenc> ColumnDefinition41{count} [EOF] row* (EOF | OK(0xFE)) | ERR
 //! ColumnDefinition41 := catalog schema table org_table name org_name <lenenc each>
+//!                       [extended_metadata<lenenc>]   (MariaDB, MARIADB_CLIENT_EXTENDED_METADATA)
 //!                       0x0C charset:u16 length:u32 type:u8 flags:u16 decimals:u8 0x0000
 //! text row   := (value<lenenc> | 0xFB NULL){column_count}
 //! binary row := 0x00 null_bitmap[(count+9)/8] value*        (see [`super::binary`])
@@ -12,7 +13,9 @@
 
 use nom::number::complete::{le_u16, le_u32, le_u8};
 
-use super::codec::{lenenc_bytes, lenenc_int, lenenc_nullable, parse_all, put_lenenc_bytes};
+use super::codec::{
+    lenenc_bytes, lenenc_int, lenenc_nullable, optional, parse_all, put_lenenc_bytes,
+};
 use super::Error;
 
 /// A column's definition.
@@ -30,6 +33,9 @@ pub struct ColumnDefinition<'a> {
     pub name: &'a [u8],
     /// Physical column.
     pub org_name: &'a [u8],
+    /// MariaDB's extended type information (type name, format such as `json`), present
+    /// exactly when the connection negotiated MARIADB_CLIENT_EXTENDED_METADATA.
+    pub extended: Option<&'a [u8]>,
     /// Collation id.
     pub charset: u16,
     /// Maximum display length.
@@ -42,8 +48,12 @@ pub struct ColumnDefinition<'a> {
     pub decimals: u8,
 }
 
-/// Parses a ColumnDefinition41 payload (trailing COM_FIELD_LIST default values are ignored).
-pub fn parse_column_definition(payload: &[u8]) -> Result<ColumnDefinition<'_>, Error> {
+/// Parses a ColumnDefinition41 payload (trailing COM_FIELD_LIST default values are ignored);
+/// `extended`: the connection negotiated MariaDB's extended metadata.
+pub fn parse_column_definition(
+    payload: &[u8],
+    extended: bool,
+) -> Result<ColumnDefinition<'_>, Error> {
     parse_all("column definition", payload, |i: &[u8]| {
         let (i, catalog) = lenenc_bytes(i)?;
         let (i, schema) = lenenc_bytes(i)?;
@@ -51,6 +61,7 @@ pub fn parse_column_definition(payload: &[u8]) -> Result<ColumnDefinition<'_>, E
         let (i, org_table) = lenenc_bytes(i)?;
         let (i, name) = lenenc_bytes(i)?;
         let (i, org_name) = lenenc_bytes(i)?;
+        let (i, extended) = optional(extended, i, lenenc_bytes)?;
         let (i, _fixed_len) = lenenc_int(i)?;
         let (i, charset) = le_u16(i)?;
         let (i, column_length) = le_u32(i)?;
@@ -66,6 +77,7 @@ pub fn parse_column_definition(payload: &[u8]) -> Result<ColumnDefinition<'_>, E
                 org_table,
                 name,
                 org_name,
+                extended,
                 charset,
                 column_length,
                 column_type,
@@ -87,6 +99,9 @@ pub fn encode_column_definition(out: &mut Vec<u8>, c: &ColumnDefinition<'_>) {
         c.org_name,
     ] {
         put_lenenc_bytes(out, s);
+    }
+    if let Some(extended) = c.extended {
+        put_lenenc_bytes(out, extended);
     }
     out.push(0x0c);
     out.extend_from_slice(&c.charset.to_le_bytes());
@@ -195,11 +210,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn column_definition_round_trip(s in proptest::collection::vec(bytes(30), 6), charset: u16, len: u32, ty: u8, flags: u16, dec: u8) {
-            let c = ColumnDefinition { catalog: &s[0], schema: &s[1], table: &s[2], org_table: &s[3], name: &s[4], org_name: &s[5], charset, column_length: len, column_type: ty, flags, decimals: dec };
+        fn column_definition_round_trip(s in proptest::collection::vec(bytes(30), 6), ext in proptest::option::of(bytes(30)), charset: u16, len: u32, ty: u8, flags: u16, dec: u8) {
+            let c = ColumnDefinition { catalog: &s[0], schema: &s[1], table: &s[2], org_table: &s[3], name: &s[4], org_name: &s[5], extended: ext.as_deref(), charset, column_length: len, column_type: ty, flags, decimals: dec };
             let mut out = Vec::new();
             encode_column_definition(&mut out, &c);
-            prop_assert_eq!(parse_column_definition(&out).unwrap(), c);
+            prop_assert_eq!(parse_column_definition(&out, ext.is_some()).unwrap(), c);
         }
 
         #[test]
@@ -221,7 +236,8 @@ mod tests {
 
         #[test]
         fn never_panics(b in bytes(100)) {
-            let _ = parse_column_definition(&b);
+            let _ = parse_column_definition(&b, false);
+            let _ = parse_column_definition(&b, true);
             let _ = text_row_values(&b).count();
             let _ = parse_stmt_prepare_ok(&b);
             let _ = parse_column_count(&b);

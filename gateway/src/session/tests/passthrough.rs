@@ -94,6 +94,15 @@ impl Relay {
 
     /// Connects, relays the server's greeting, and returns the greeting the client got.
     fn greet(&mut self, plugin: &str) -> Vec<u8> {
+        self.greet_with(
+            plugin,
+            CapabilityFlags::GATEWAY | CapabilityFlags::CLIENT_SSL,
+            0,
+        )
+    }
+
+    /// [`Relay::greet`] with the upstream's capabilities, MariaDB's extended ones included.
+    fn greet_with(&mut self, plugin: &str, capabilities: CapabilityFlags, mariadb: u32) -> Vec<u8> {
         assert!(self.connect_asked, "passthrough connects upstream first");
         assert!(
             self.client_in.is_empty(),
@@ -108,10 +117,10 @@ impl Relay {
                 connection_id: UPSTREAM_CONNECTION_ID,
                 auth_data_1: &SERVER_NONCE[..8],
                 auth_data_2: &SERVER_NONCE[8..],
-                capabilities: CapabilityFlags::GATEWAY | CapabilityFlags::CLIENT_SSL,
+                capabilities,
                 charset: 45,
                 status: AUTOCOMMIT,
-                mariadb_capabilities: 0,
+                mariadb_capabilities: mariadb,
                 auth_plugin: Some(plugin.as_bytes()),
             },
         );
@@ -386,4 +395,65 @@ fn an_unreachable_upstream_is_the_first_packet_the_client_sees() {
     assert_eq!(got[0].seq, 0, "an error instead of a greeting");
     assert_err(&got[0], ErrorCode::CR_CONN_HOST_ERROR);
     assert!(r.session.is_closed());
+}
+
+/// MariaDB's extended metadata (e.g. `format=json` on JSON columns) reaches clients that ask for
+/// it; the extended capabilities that add packets (progress reports, bulk execution, cached
+/// metadata) are never offered.
+#[test]
+fn mariadb_extended_metadata_is_negotiated_end_to_end() {
+    use crate::wire::consts::mariadb_caps;
+    let mut r = Relay::new();
+    let server_caps = (CapabilityFlags::GATEWAY | CapabilityFlags::CLIENT_SSL)
+        - CapabilityFlags::CLIENT_LONG_PASSWORD;
+    let all = mariadb_caps::PROGRESS
+        | mariadb_caps::STMT_BULK_OPERATIONS
+        | mariadb_caps::EXTENDED_METADATA
+        | mariadb_caps::CACHE_METADATA;
+    let g = r.greet_with("mysql_native_password", server_caps, all);
+    let g = parse_handshake_v10(&g).unwrap();
+    assert!(
+        !g.capabilities
+            .contains(CapabilityFlags::CLIENT_LONG_PASSWORD),
+        "MariaDB style"
+    );
+    assert_eq!(g.mariadb_capabilities, mariadb_caps::EXTENDED_METADATA);
+
+    let mut payload = Vec::new();
+    encode_handshake_response(
+        &mut payload,
+        &HandshakeResponse41 {
+            capabilities: client_caps() - CapabilityFlags::CLIENT_LONG_PASSWORD,
+            max_packet_size: 1 << 24,
+            charset: 45,
+            mariadb_capabilities: all,
+            username: b"app",
+            auth_response: &[7; 20],
+            database: None,
+            auth_plugin: Some(b"mysql_native_password"),
+            connect_attrs: vec![],
+        },
+    );
+    r.client_send(1, &payload);
+    let sent = r.server_recv();
+    let hs = parse_handshake_response(&sent[0].payload).unwrap();
+    assert!(!hs
+        .capabilities
+        .contains(CapabilityFlags::CLIENT_LONG_PASSWORD));
+    assert_eq!(
+        hs.mariadb_capabilities,
+        mariadb_caps::EXTENDED_METADATA,
+        "only what was offered"
+    );
+
+    // A MySQL-style client (CLIENT_MYSQL set) gets none, and the upstream is asked for none.
+    let mut r = Relay::new();
+    r.greet_with("mysql_native_password", server_caps, all);
+    r.login("app", "mysql_native_password", &[7; 20]);
+    let hs_payload = r.server_recv().remove(0).payload;
+    let hs = parse_handshake_response(&hs_payload).unwrap();
+    assert!(hs
+        .capabilities
+        .contains(CapabilityFlags::CLIENT_LONG_PASSWORD));
+    assert_eq!(hs.mariadb_capabilities, 0);
 }
