@@ -242,6 +242,53 @@ fn passthrough_change_user(driver: IoMode) -> Result<()> {
     Ok(())
 }
 
+/// Ids mean what they mean on the server: the client's connection id is the server's thread id
+/// (`CONNECTION_ID()` agrees), `KILL QUERY` of one's own connection works, and killing another
+/// account's connection is refused by MariaDB itself (1095), as directly.
+fn passthrough_kill(driver: IoMode) -> Result<()> {
+    let env = TestEnv::start(GatewayOptions::new(driver).passthrough())?;
+    let gw = &env.gw;
+    // An account without the privilege to kill others' connections.
+    let (other, other_pw) = ("limited", "limited-Pw-1");
+    env.db.root_sql(&format!(
+        "CREATE USER '{other}'@'%' IDENTIFIED BY '{other_pw}'; GRANT SELECT ON {TEST_DB}.* TO '{other}'@'%';"
+    ))?;
+    block_on_with_limit(LIMIT, async {
+        let mut a = mysql_connect(mysql_opts(gw), T).await?;
+        let mut a2 = mysql_connect(mysql_opts(gw), T).await?;
+        let id: Option<u32> = a.query_first("SELECT CONNECTION_ID()").await?;
+        ensure!(
+            id == Some(a.id()),
+            "CONNECTION_ID() {id:?}, greeted with {}",
+            a.id()
+        );
+        let processes: Vec<u64> = a2
+            .query("SELECT ID FROM information_schema.PROCESSLIST")
+            .await?;
+        ensure!(
+            processes.contains(&u64::from(a.id())),
+            "{processes:?} lacks {}",
+            a.id()
+        );
+        a2.query_drop(format!("KILL QUERY {}", a.id())).await?;
+        let still: Option<i64> = a.query_first("SELECT 1").await?;
+        ensure!(still == Some(1), "KILL QUERY ended the connection");
+
+        let mut b = mysql_connect(mysql_opts(gw).user(Some(other)).pass(Some(other_pw)), T).await?;
+        let refused = b.query_drop(format!("KILL {}", a.id())).await;
+        let e = anyhow::Error::from(
+            refused
+                .err()
+                .context("killed another account's connection")?,
+        );
+        ensure!(server_code(&e) == Some(1095), "{e}");
+        a2.query_drop(format!("KILL {}", a.id())).await?;
+        let gone = a.query_drop("SELECT 1").await;
+        ensure!(gone.is_err(), "the killed connection still answers");
+        Ok(())
+    })
+}
+
 /// A gateway-identity listener never relays a client's password: a client presenting a real
 /// MariaDB account and its password is refused by the gateway, and MariaDB sees no connection.
 fn identity_listener_never_relays(driver: IoMode) -> Result<()> {
@@ -276,5 +323,6 @@ both_drivers!(
     passthrough_ed25519,
     passthrough_cleartext,
     passthrough_change_user,
+    passthrough_kill,
     identity_listener_never_relays,
 );

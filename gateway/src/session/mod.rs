@@ -991,6 +991,11 @@ impl Session {
         cmd: &CommandPacket<'_>,
         raw: &[u8],
     ) {
+        if self.cfg.auth == AuthMode::Passthrough {
+            // The session is the client's own MySQL account and its id is the server's: the
+            // server checks whether that account may kill the thread, exactly as directly.
+            return self.forward_command(now, received, cmd, raw);
+        }
         // (gateway session id, SQL form) of a KILL; None: not a KILL.
         let target = match cmd {
             CommandPacket::ProcessKill { connection_id } => Some((u64::from(*connection_id), None)),
@@ -1024,6 +1029,7 @@ impl Session {
         let Some((id, sql_kind)) = target else {
             return self.forward_command(now, received, cmd, raw);
         };
+
         let identity = self
             .identity
             .as_ref()
@@ -1779,7 +1785,7 @@ impl Session {
             .unwrap_or_else(|| "8.0.0-gatehouse".to_owned());
         let greeting = HandshakeV10 {
             server_version: version.as_bytes(),
-            connection_id: self.connection_id(),
+            connection_id: self.greeting_connection_id(),
             auth_data_1: &nonce[..8],
             auth_data_2: &nonce[8..],
             capabilities: self.offered,
@@ -1888,9 +1894,19 @@ impl Session {
         }
     }
 
-    /// The connection id the client was greeted with (what its `KILL` names).
+    /// The gateway's id for this session (what an identity's `KILL` names).
     fn connection_id(&self) -> u32 {
         (self.id & 0xFFFF_FFFF) as u32
+    }
+
+    /// The connection id the client is greeted with: the gateway's own, or in passthrough the
+    /// server's thread id, so that `mysql_thread_id()`, `CONNECTION_ID()`, the process list and
+    /// `KILL` all agree as they do on a direct connection.
+    fn greeting_connection_id(&self) -> u32 {
+        match self.cfg.auth {
+            AuthMode::GatewayIdentity => self.connection_id(),
+            AuthMode::Passthrough => self.upstream_connection_id,
+        }
     }
 
     /// The sequence id the client expects next: after the last relayed server packet while a

@@ -190,8 +190,8 @@ fn the_client_is_greeted_with_the_upstreams_nonce_and_plugin() {
     assert_eq!(g.auth_plugin, Some(&b"mysql_native_password"[..]));
     assert_eq!(g.server_version, b"10.11.19-MariaDB");
     assert_eq!(
-        g.connection_id, 9,
-        "the gateway's connection id (KILL translation)"
+        g.connection_id, UPSTREAM_CONNECTION_ID,
+        "the server's thread id, as CONNECTION_ID() will say"
     );
     assert!(
         !g.capabilities.contains(CapabilityFlags::CLIENT_SSL),
@@ -456,4 +456,29 @@ fn mariadb_extended_metadata_is_negotiated_end_to_end() {
         .capabilities
         .contains(CapabilityFlags::CLIENT_LONG_PASSWORD));
     assert_eq!(hs.mariadb_capabilities, 0);
+}
+
+/// In passthrough the session is the client's own account and its id the server's: KILL goes
+/// to the server as sent (any form), and the server decides.
+#[test]
+fn kill_is_relayed_untranslated() {
+    let mut r = logged_in();
+    for sql in [
+        "KILL 4242",
+        "KILL QUERY 77",
+        "KILL USER 'app'",
+        "KILL 1; SELECT 1",
+    ] {
+        r.client_send(0, &query_payload(sql));
+        let sent = r.server_recv();
+        assert_eq!(sent.len(), 1, "{sql}");
+        assert_eq!(sent[0].payload, query_payload(sql));
+        r.server_send(1, &ok_payload(client_caps(), AUTOCOMMIT, 0));
+        r.client_recv();
+    }
+    r.client_send(0, &[Command::COM_PROCESS_KILL.0, 5, 0, 0, 0]);
+    assert_eq!(
+        r.server_recv()[0].payload,
+        [Command::COM_PROCESS_KILL.0, 5, 0, 0, 0]
+    );
 }
