@@ -7,6 +7,7 @@
 //! | [`wire`] | MySQL packet framing, parsers (nom, borrowing) and encoders | no |
 //! | [`auth`] | password scrambles, stored secrets, gateway identities | no |
 //! | [`session`] | the per-connection state machine: bytes in, bytes and events out | no |
+//! | [`sql`] | SQL as the server lexes it: statement splitting and digests | no |
 //! | [`io`] | the io_uring and epoll drivers: sockets, timers, threads | yes |
 //! | [`config`] | the TOML configuration | reads files at load |
 #![warn(missing_docs, unreachable_pub)]
@@ -15,4 +16,5 @@ pub mod auth;
 pub mod config;
 pub mod io;
 pub mod session;
+pub mod sql;
 pub mod wire;
