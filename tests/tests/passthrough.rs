@@ -289,6 +289,58 @@ fn passthrough_kill(driver: IoMode) -> Result<()> {
     })
 }
 
+/// A server that refuses a connection before its greeting ("Too many connections") is heard
+/// by the client as it would be directly: MariaDB's own error 1040, not a gateway error. Other
+/// sessions are unaffected.
+fn passthrough_server_refusal(driver: IoMode) -> Result<()> {
+    let env = TestEnv::start(GatewayOptions::new(driver).passthrough())?;
+    let gw = &env.gw;
+    let (user, pw) = ("limited", "limited-Pw-1");
+    env.db.root_sql(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{pw}'; GRANT SELECT ON {TEST_DB}.* TO '{user}'@'%';
+         SET GLOBAL max_connections = 10;"
+    ))?;
+    block_on_with_limit(LIMIT, async {
+        let opts = mysql_opts(gw).user(Some(user)).pass(Some(pw));
+        let mut held = Vec::new();
+        let refusal = loop {
+            match mysql_connect(opts.clone(), T).await {
+                Ok(conn) => held.push(conn),
+                Err(e) => break e,
+            }
+            ensure!(
+                held.len() <= 12,
+                "max_connections = 10 (its minimum) not enforced"
+            );
+        };
+        ensure!(server_code(&refusal) == Some(1040), "{refusal:#}");
+        // That refusal came after the login; an account with CONNECTION ADMIN may take one
+        // more connection, and then the server refuses before even greeting.
+        let admin = loop {
+            match mysql_connect(mysql_opts(gw), T).await {
+                Ok(conn) => held.push(conn),
+                Err(e) => break e,
+            }
+            ensure!(held.len() <= 14, "the hard connection limit not enforced");
+        };
+        ensure!(server_code(&admin) == Some(1040), "{admin:#}");
+        // The stock CLI sees the same error.
+        let out = mariadb_cli(gw, APP_USER, APP_PASSWORD, PLAIN, "SELECT 1;\n")?;
+        ensure!(
+            !out.ok && out.stderr.contains("1040") && out.stderr.contains("Too many connections"),
+            "{out}"
+        );
+        // The connections already open are unaffected.
+        for conn in &mut held {
+            let one: Option<i64> = conn.query_first("SELECT 1").await?;
+            ensure!(one == Some(1), "a held connection broke");
+        }
+        Ok(())
+    })?;
+    env.db.root_sql("SET GLOBAL max_connections = 151;")?;
+    Ok(())
+}
+
 /// A gateway-identity listener never relays a client's password: a client presenting a real
 /// MariaDB account and its password is refused by the gateway, and MariaDB sees no connection.
 fn identity_listener_never_relays(driver: IoMode) -> Result<()> {
@@ -324,5 +376,6 @@ both_drivers!(
     passthrough_cleartext,
     passthrough_change_user,
     passthrough_kill,
+    passthrough_server_refusal,
     identity_listener_never_relays,
 );

@@ -1119,7 +1119,11 @@ impl Session {
             _ => Vec::new(),
         };
         self.state = State::Response(Box::new(InFlight {
-            response: Response::new(expect, self.caps),
+            response: Response::new(
+                expect,
+                self.caps,
+                self.mariadb_caps & mariadb_caps::PROGRESS != 0,
+            ),
             record,
             columns,
             new_schema,
@@ -1503,6 +1507,17 @@ impl Session {
             let msg = crate::wire::response::parse_err(payload)
                 .map(|e| String::from_utf8_lossy(e.message).into_owned())
                 .unwrap_or_default();
+            if self.cfg.auth == AuthMode::Passthrough && payload.len() <= MAX_PREAUTH_PACKET {
+                // The client has not been greeted yet: it hears the server's refusal exactly
+                // as it would directly (error 1040 is what clients and tests look for).
+                warn!(session = self.id, target = %self.cfg.target_name, reason = %msg,
+                    "upstream refused the connection before its greeting; relayed");
+                let mut scratch = std::mem::take(&mut self.scratch);
+                self.client
+                    .send_with(&mut scratch, |out| _ = write_packet(out, 0, payload));
+                self.scratch = scratch;
+                return self.close(CloseReason::UpstreamUnavailable(msg));
+            }
             return self.handle_server_unreachable(now, &msg);
         }
         let greeting = match parse_handshake_v10(payload) {
@@ -1831,9 +1846,29 @@ impl Session {
     }
 
     fn send_client_err_seq(&mut self, seq: u8, code: ErrorCode, message: &str) {
+        // Before its greeting a client has not said it speaks protocol 4.1, so, as a server
+        // does, the error carries no SQLSTATE (clients would show `#HY000` in the message).
+        let greeted = !(self.cfg.auth == AuthMode::Passthrough
+            && matches!(
+                self.state,
+                State::ConnectingUpstream | State::UpstreamGreeting
+            ));
         let mut scratch = std::mem::take(&mut self.scratch);
         self.client.send_with(&mut scratch, |out| {
-            write_packet_with(out, seq, |o| encode_gateway_err(o, code, message));
+            write_packet_with(out, seq, |o| {
+                if greeted {
+                    encode_gateway_err(o, code, message)
+                } else {
+                    crate::wire::response::encode_err(
+                        o,
+                        &crate::wire::response::ErrPacket {
+                            code: code.code,
+                            sqlstate: None,
+                            message: message.as_bytes(),
+                        },
+                    )
+                }
+            });
         });
         self.scratch = scratch;
     }
@@ -1949,7 +1984,8 @@ fn describe(cmd: &CommandPacket<'_>) -> (Option<String>, Option<u32>) {
             (Some(String::from_utf8_lossy(sql).into_owned()), None)
         }
         CommandPacket::StmtExecute(e) => (None, Some(e.stmt_id)),
-        CommandPacket::StmtClose { stmt_id }
+        CommandPacket::StmtBulkExecute { stmt_id, .. }
+        | CommandPacket::StmtClose { stmt_id }
         | CommandPacket::StmtReset { stmt_id }
         | CommandPacket::StmtFetch { stmt_id, .. }
         | CommandPacket::StmtSendLongData { stmt_id, .. } => (None, Some(*stmt_id)),

@@ -10,7 +10,8 @@
 //! COM_STATISTICS:    one string packet
 //! others:            OK | ERR | EOF
 //! ```
-//! A result set opened with a cursor ends after its metadata (status SERVER_STATUS_CURSOR_EXISTS);
+//! A result set opened with a cursor the client asked for (COM_STMT_EXECUTE flags) ends after its
+//! metadata (status SERVER_STATUS_CURSOR_EXISTS);
 //! its rows come with COM_STMT_FETCH. `[EOF]` packets are absent under CLIENT_DEPRECATE_EOF.
 
 use crate::wire::command::CommandPacket;
@@ -28,6 +29,9 @@ use super::phases::RowFormat;
 pub(crate) enum Expect {
     /// Result sets (text or binary), OK or ERR.
     Results(RowFormat),
+    /// COM_STMT_EXECUTE that asked for a cursor: as `Results(Binary)`, except that a result set
+    /// the server opened a cursor for ends after its metadata.
+    CursorResults,
     /// COM_STMT_PREPARE's response.
     Prepare,
     /// COM_FIELD_LIST's column list.
@@ -49,7 +53,13 @@ impl Expect {
             CommandPacket::Query { .. } | CommandPacket::ProcessInfo => {
                 Expect::Results(RowFormat::Text)
             }
-            CommandPacket::StmtExecute(_) => Expect::Results(RowFormat::Binary),
+            // Only a cursor the client asked for ends a result set early: the server also
+            // reports SERVER_STATUS_CURSOR_EXISTS while a stored procedure has one open (an
+            // Oracle-mode `CURSOR c IS …`), and those rows do follow.
+            CommandPacket::StmtExecute(e) if e.flags != 0 => Expect::CursorResults,
+            CommandPacket::StmtExecute(_) | CommandPacket::StmtBulkExecute { .. } => {
+                Expect::Results(RowFormat::Binary)
+            }
             CommandPacket::StmtPrepare { .. } => Expect::Prepare,
             CommandPacket::FieldList { .. } => Expect::FieldList,
             CommandPacket::StmtFetch { .. } => Expect::Fetch,
@@ -114,6 +124,11 @@ pub struct Outcome {
 pub(crate) struct Response {
     stage: Stage,
     format: RowFormat,
+    /// The client asked for a cursor (COM_STMT_EXECUTE flags).
+    cursor: bool,
+    /// MariaDB progress reports were negotiated: an ERR packet with code 0xFFFF is a report
+    /// (stage, progress, state) that the client shows, and the response goes on.
+    progress: bool,
     caps: CapabilityFlags,
     /// What has been seen so far.
     pub(crate) outcome: Outcome,
@@ -130,9 +145,10 @@ pub(crate) enum Progress {
 
 impl Response {
     /// Starts following a response of the given kind (`Expect::Nothing` has none: don't).
-    pub(crate) fn new(expect: Expect, caps: CapabilityFlags) -> Response {
+    pub(crate) fn new(expect: Expect, caps: CapabilityFlags, progress: bool) -> Response {
         let (stage, format) = match expect {
             Expect::Results(f) => (Stage::ResultStart, f),
+            Expect::CursorResults => (Stage::ResultStart, RowFormat::Binary),
             Expect::Prepare => (Stage::PrepareStart, RowFormat::Binary),
             Expect::FieldList => (Stage::FieldList, RowFormat::Text),
             Expect::Fetch => (Stage::Rows, RowFormat::Binary),
@@ -141,6 +157,8 @@ impl Response {
         Response {
             stage,
             format,
+            cursor: expect == Expect::CursorResults,
+            progress,
             caps,
             outcome: Outcome::default(),
         }
@@ -154,6 +172,9 @@ impl Response {
     pub(crate) fn on_packet(&mut self, payload: &[u8]) -> Result<(PacketRole, Progress), Error> {
         use Progress::{Done, More};
         let header = payload.first().copied();
+        if header == Some(ERR_HEADER) && self.progress && payload.get(1..3) == Some(&[0xff, 0xff]) {
+            return Ok((PacketRole::Other, More));
+        }
         if header == Some(ERR_HEADER) {
             // An ERR ends any response, wherever it comes.
             self.outcome.error = Some(parse_err(payload)?.code);
@@ -196,7 +217,7 @@ impl Response {
             }
             Stage::ColumnsEof => {
                 let (status, _) = terminator_status(payload, self.caps)?;
-                if status.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS) {
+                if self.cursor && status.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS) {
                     (PacketRole::Other, Done)
                 } else {
                     self.stage = Stage::Rows;
@@ -207,9 +228,9 @@ impl Response {
                 if is_result_terminator(payload, deprecate_eof) {
                     let (status, warnings) = terminator_status(payload, self.caps)?;
                     self.outcome.warnings = warnings;
-                    if status.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)
+                    if self.cursor
+                        && status.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)
                         && self.outcome.rows == 0
-                        && self.format == RowFormat::Binary
                         && self.outcome.result_sets > 0
                     {
                         return Ok((PacketRole::Other, Done));
@@ -358,7 +379,7 @@ mod tests {
                 status: StatusFlags::SERVER_MORE_RESULTS_EXISTS,
             },
         );
-        let mut r = Response::new(Expect::Results(RowFormat::Text), caps);
+        let mut r = Response::new(Expect::Results(RowFormat::Text), caps, false);
         let steps = run(
             &mut r,
             &[
@@ -381,7 +402,7 @@ mod tests {
         let caps = CapabilityFlags::CLIENT_PROTOCOL_41 | CapabilityFlags::CLIENT_DEPRECATE_EOF;
         let mut def = Vec::new();
         encode_column_definition(&mut def, &Default::default());
-        let mut r = Response::new(Expect::Results(RowFormat::Text), caps);
+        let mut r = Response::new(Expect::Results(RowFormat::Text), caps, false);
         let steps = run(
             &mut r,
             &[
@@ -422,7 +443,7 @@ mod tests {
         encode_column_definition(&mut def, &Default::default());
         let mut eof = Vec::new();
         encode_eof(&mut eof, &EofPacket::default());
-        let mut r = Response::new(Expect::Prepare, caps);
+        let mut r = Response::new(Expect::Prepare, caps, false);
         let steps = run(
             &mut r,
             &[p, def.clone(), def.clone(), eof.clone(), def, eof],
@@ -437,7 +458,7 @@ mod tests {
         let caps = CapabilityFlags::CLIENT_PROTOCOL_41 | CapabilityFlags::CLIENT_DEPRECATE_EOF;
         let mut def = Vec::new();
         encode_column_definition(&mut def, &Default::default());
-        let mut r = Response::new(Expect::Results(RowFormat::Text), caps);
+        let mut r = Response::new(Expect::Results(RowFormat::Text), caps, false);
         let steps = run(
             &mut r,
             &[
@@ -449,5 +470,35 @@ mod tests {
         );
         assert_eq!(steps.last().unwrap().1, Progress::Done);
         assert_eq!(r.outcome.error, Some(0x0410));
+    }
+
+    /// MariaDB progress reports (`ERR` with code 0xFFFF: stage, max stage, progress, state)
+    /// interrupt a response when the client negotiated them; they do not end it.
+    #[test]
+    fn progress_reports_do_not_end_a_response() {
+        let caps = CapabilityFlags::CLIENT_PROTOCOL_41 | CapabilityFlags::CLIENT_DEPRECATE_EOF;
+        let report = [
+            &[0xFF, 0xFF, 0xFF, 1, 2, 3][..],
+            &[0xE8, 0x03, 0],
+            b"\x0ccopy to table",
+        ]
+        .concat();
+        let mut r = Response::new(Expect::Results(RowFormat::Text), caps, true);
+        let steps = run(
+            &mut r,
+            &[
+                report.clone(),
+                report.clone(),
+                ok(StatusFlags::empty(), 0, caps),
+            ],
+        );
+        assert_eq!(
+            steps.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [Progress::More, Progress::More, Progress::Done]
+        );
+        assert_eq!(r.outcome.error, None);
+        // Not negotiated: an ERR is an ERR.
+        let mut r = Response::new(Expect::Results(RowFormat::Text), caps, false);
+        assert_eq!(run(&mut r, &[report])[0].1, Progress::Done);
     }
 }

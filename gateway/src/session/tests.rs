@@ -2895,6 +2895,38 @@ fn fetched_rows_see_the_cursor_columns() {
     assert_eq!(seen, vec![vec!["id".to_string(), "name".to_string()]]);
 }
 
+/// A stored procedure with an open Oracle-mode cursor makes the server report
+/// SERVER_STATUS_CURSOR_EXISTS in a text result set's terminators: its rows still follow (the
+/// client asked for no cursor), and the response ends at the final OK. Found by mtr
+/// (compat/oracle.sp-cursor) through the gateway.
+#[test]
+fn a_procedure_cursor_does_not_end_a_text_result_early() {
+    for deprecate_eof in [true, false] {
+        let mut pair = Pair::new(Setup {
+            deprecate_eof,
+            ..Setup::default()
+        });
+        pair.login();
+        let caps = pair.caps();
+        let leaked = AUTOCOMMIT
+            | StatusFlags::SERVER_STATUS_CURSOR_EXISTS
+            | StatusFlags::SERVER_MORE_RESULTS_EXISTS;
+        let mut reply = vec![vec![1], coldef("c%ISOPEN", ColumnType::LONG.0)];
+        if !deprecate_eof {
+            reply.push(terminator(caps, leaked));
+        }
+        reply.push(text_row(&[Some(b"1")]));
+        reply.push(terminator(caps, leaked));
+        reply.push(ok_payload(caps, AUTOCOMMIT, 0));
+        let got = pair.query("CALL p1()", reply);
+        assert_eq!(&got, pair.server.replies.last().unwrap());
+        let done = pair.take_commands();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].outcome.rows, 1);
+        pair.assert_usable();
+    }
+}
+
 #[test]
 fn sequence_ids_wrap_in_long_responses() {
     for deprecate_eof in [true, false] {

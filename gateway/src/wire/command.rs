@@ -77,6 +77,16 @@ pub enum CommandPacket<'a> {
     },
     /// COM_STMT_EXECUTE (parameters left raw: their layout depends on the prepared statement).
     StmtExecute(StmtExecute<'a>),
+    /// MariaDB's COM_STMT_BULK_EXECUTE (offered only with `STMT_BULK_OPERATIONS`): the
+    /// prepared statement once per row of parameters; rows left raw, like an EXECUTE's.
+    StmtBulkExecute {
+        /// Statement id.
+        stmt_id: u32,
+        /// `STMT_BULK_FLAG_*` bits (types sent, unit results).
+        flags: u16,
+        /// Parameter types (when sent) and rows of values with indicators.
+        data: &'a [u8],
+    },
     /// COM_STMT_SEND_LONG_DATA.
     StmtSendLongData {
         /// Statement id.
@@ -167,6 +177,7 @@ impl CommandPacket<'_> {
             CommandPacket::ChangeUser(_) => Command::COM_CHANGE_USER,
             CommandPacket::StmtPrepare { .. } => Command::COM_STMT_PREPARE,
             CommandPacket::StmtExecute(_) => Command::COM_STMT_EXECUTE,
+            CommandPacket::StmtBulkExecute { .. } => Command::COM_STMT_BULK_EXECUTE,
             CommandPacket::StmtSendLongData { .. } => Command::COM_STMT_SEND_LONG_DATA,
             CommandPacket::StmtClose { .. } => Command::COM_STMT_CLOSE,
             CommandPacket::StmtReset { .. } => Command::COM_STMT_RESET,
@@ -234,6 +245,18 @@ pub fn parse_command(payload: &[u8], caps: CapabilityFlags) -> Result<CommandPac
                 CommandPacket::StmtSendLongData {
                     stmt_id,
                     param_id,
+                    data: i,
+                },
+            ))
+        })?,
+        Command::COM_STMT_BULK_EXECUTE => parse_all(what, body, |i| {
+            let (i, stmt_id) = le_u32(i)?;
+            let (i, flags) = le_u16(i)?;
+            Ok((
+                &i[i.len()..],
+                CommandPacket::StmtBulkExecute {
+                    stmt_id,
+                    flags,
                     data: i,
                 },
             ))
@@ -333,6 +356,15 @@ pub fn encode_command(out: &mut Vec<u8>, cmd: &CommandPacket<'_>, caps: Capabili
             out.extend_from_slice(&param_id.to_le_bytes());
             out.extend_from_slice(data);
         }
+        CommandPacket::StmtBulkExecute {
+            stmt_id,
+            flags,
+            data,
+        } => {
+            out.extend_from_slice(&stmt_id.to_le_bytes());
+            out.extend_from_slice(&flags.to_le_bytes());
+            out.extend_from_slice(data);
+        }
         CommandPacket::StmtExecute(e) => {
             out.extend_from_slice(&e.stmt_id.to_le_bytes());
             out.push(e.flags);
@@ -397,6 +429,7 @@ mod tests {
                 CommandPacket::StmtFetch { stmt_id: n, num_rows: m },
                 CommandPacket::StmtSendLongData { stmt_id: n, param_id: p, data: &body },
                 CommandPacket::StmtExecute(StmtExecute { stmt_id: n, flags: 1, iteration_count: 1, params: &body }),
+                CommandPacket::StmtBulkExecute { stmt_id: m, flags: o, data: &body },
                 CommandPacket::Unknown { command: Command(0x50), body: &body },
             ] {
                 round_trip(&cmd, caps);

@@ -118,10 +118,12 @@ pub mod mariadb_caps {
     /// Result sets may omit metadata the client has cached.
     pub const CACHE_METADATA: u32 = 1 << 4;
 
-    /// What the gateway relays: only extended metadata, which adds one field to column
-    /// definitions and nothing else. The others add packets or commands the gateway would have
-    /// to understand (progress reports mid-response, bulk execution, metadata-less results).
-    pub const GATEWAY: u32 = EXTENDED_METADATA;
+    /// What the gateway relays: extended metadata (one more field in column definitions),
+    /// progress reports (followed as packets of the response they interrupt) and bulk
+    /// execution (COM_STMT_BULK_EXECUTE, bound to its prepared statement like an EXECUTE).
+    /// Not COM_MULTI (several commands in one packet) nor metadata caching (result sets
+    /// without column definitions: the row transforms need them).
+    pub const GATEWAY: u32 = EXTENDED_METADATA | PROGRESS | STMT_BULK_OPERATIONS;
 }
 
 bitflags! {
@@ -205,6 +207,8 @@ impl Command {
     pub const COM_STMT_FETCH: Command = Command(0x1c);
     /// Reset the session state without re-authenticating.
     pub const COM_RESET_CONNECTION: Command = Command(0x1f);
+    /// MariaDB: execute a prepared statement once per row of parameters (array binding).
+    pub const COM_STMT_BULK_EXECUTE: Command = Command(0xfa);
 
     /// MySQL's name for the command, or `None` when the gateway does not know it.
     pub fn name(self) -> Option<&'static str> {
@@ -229,6 +233,7 @@ impl Command {
             Command::COM_SET_OPTION => "COM_SET_OPTION",
             Command::COM_STMT_FETCH => "COM_STMT_FETCH",
             Command::COM_RESET_CONNECTION => "COM_RESET_CONNECTION",
+            Command::COM_STMT_BULK_EXECUTE => "COM_STMT_BULK_EXECUTE",
             _ => return None,
         })
     }

@@ -393,13 +393,32 @@ fn an_unreachable_upstream_is_the_first_packet_the_client_sees() {
     r.drain();
     let got = r.client_recv();
     assert_eq!(got[0].seq, 0, "an error instead of a greeting");
-    assert_err(&got[0], ErrorCode::CR_CONN_HOST_ERROR);
+    // Before a greeting the client has not agreed to protocol 4.1: no SQLSTATE, as a server.
+    let e = parse_err(&got[0].payload).unwrap();
+    assert_eq!(
+        (e.code, e.sqlstate),
+        (ErrorCode::CR_CONN_HOST_ERROR.code, None)
+    );
     assert!(r.session.is_closed());
 }
 
-/// MariaDB's extended metadata (e.g. `format=json` on JSON columns) reaches clients that ask for
-/// it; the extended capabilities that add packets (progress reports, bulk execution, cached
-/// metadata) are never offered.
+/// A server that refuses before greeting ("Too many connections") is heard by the client
+/// exactly as directly: its ERR packet, verbatim, as packet 0.
+#[test]
+fn a_refusal_before_the_greeting_is_the_servers_own() {
+    let mut r = Relay::new();
+    r.session.handle_server_connected(r.now);
+    let refusal = b"\xff\x10\x04Too many connections";
+    r.server_send(0, refusal);
+    let got = r.client_recv();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].seq, &got[0].payload[..]), (0, &refusal[..]));
+    assert!(r.session.is_closed());
+}
+
+/// MariaDB's extended capabilities the gateway follows — extended metadata (e.g. `format=json`
+/// on JSON columns), progress reports, bulk execution — reach clients that ask for them; cached
+/// metadata (result sets without column definitions) is never offered.
 #[test]
 fn mariadb_extended_metadata_is_negotiated_end_to_end() {
     use crate::wire::consts::mariadb_caps;
@@ -417,7 +436,10 @@ fn mariadb_extended_metadata_is_negotiated_end_to_end() {
             .contains(CapabilityFlags::CLIENT_LONG_PASSWORD),
         "MariaDB style"
     );
-    assert_eq!(g.mariadb_capabilities, mariadb_caps::EXTENDED_METADATA);
+    let relayed = mariadb_caps::EXTENDED_METADATA
+        | mariadb_caps::PROGRESS
+        | mariadb_caps::STMT_BULK_OPERATIONS;
+    assert_eq!(g.mariadb_capabilities, relayed);
 
     let mut payload = Vec::new();
     encode_handshake_response(
@@ -440,11 +462,7 @@ fn mariadb_extended_metadata_is_negotiated_end_to_end() {
     assert!(!hs
         .capabilities
         .contains(CapabilityFlags::CLIENT_LONG_PASSWORD));
-    assert_eq!(
-        hs.mariadb_capabilities,
-        mariadb_caps::EXTENDED_METADATA,
-        "only what was offered"
-    );
+    assert_eq!(hs.mariadb_capabilities, relayed, "only what was offered");
 
     // A MySQL-style client (CLIENT_MYSQL set) gets none, and the upstream is asked for none.
     let mut r = Relay::new();
