@@ -124,7 +124,7 @@ impl Charset {
         Charset::from_name(name)
     }
 
-    fn is_multibyte(self) -> bool {
+    pub(crate) fn is_multibyte(self) -> bool {
         matches!(
             self,
             Charset::Gbk | Charset::Big5 | Charset::Sjis | Charset::Gb18030
@@ -340,6 +340,12 @@ impl<'a> Lexer<'a> {
     /// Where the lexer is: after the last token returned (and the comments it skipped so far).
     pub fn position(&self) -> usize {
         self.pos
+    }
+
+    /// While the last token returned came from inside an executable comment: where that
+    /// comment starts (its `/*`), so a caller can read its version.
+    pub(crate) fn executable_comment_start(&self) -> Option<usize> {
+        self.exec_end.map(|_| self.exec_start)
     }
 
     #[inline]

@@ -1,9 +1,11 @@
-//! SQL as the server lexes it: tokens, statements, digests.
+//! SQL as the server lexes it: tokens, statements, digests, analysis.
 //!
 //! This is the first stage of statement policy. A COM_QUERY's bytes are split into the
 //! statements the server will run ([`split`]), each reduced to a digest — its normalized text
 //! with literal values folded to `?` — that keys the decision cache ([`digest_all`]). All of it
-//! is sans-IO and borrows from the packet; a digest is one allocation.
+//! is sans-IO and borrows from the packet; a digest is one allocation. On a cache miss a
+//! statement is [`analyze`]d: its class, operation, tables read and written, and flags — or
+//! [`Unanalyzable`], which policy refuses.
 //!
 //! The point is to see exactly what the server will execute, so the lexer ([`lex`]) follows
 //! MariaDB's own tokenizer where it matters — strings, quoted identifiers, comments and
@@ -31,6 +33,7 @@
 //! * In GBK, SJIS/CP932 and Big5 a string `'\xbf\';…` ends at the second quote (`\xbf\x5c` is
 //!   one character): the lexer is multi-byte aware for those charsets.
 
+mod analysis;
 mod digest;
 mod keywords;
 mod lex;
@@ -38,6 +41,10 @@ mod split;
 #[cfg(test)]
 mod tests;
 
+pub use analysis::{
+    analyze, Analysis, Context, Flags, Operation, Server, SqlModeChange, StatementClass, TableRef,
+    Unanalyzable, MAX_CHAIN, MAX_NESTING,
+};
 pub use digest::{digest, digest_all, Digest, DigestFlags, StatementDigest};
 pub use lex::{lex, Charset, LexError, Lexer, Mode, Token, TokenFlags, TokenKind};
 pub use split::{split, Statement};
