@@ -34,6 +34,31 @@ impl MariaDb {
 
     /// Like [`MariaDb::start`], with extra `mariadbd` arguments (e.g. `--ssl-cert=…`).
     pub fn start_with_args(extra_args: &[String]) -> Result<MariaDb> {
+        let db = MariaDb::spawn(extra_args)?;
+        db.root_sql(&format!(
+            "DELETE FROM mysql.global_priv WHERE User='';
+             FLUSH PRIVILEGES;
+             CREATE DATABASE {TEST_DB};
+             CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}';
+             GRANT ALL ON *.* TO '{APP_USER}'@'%';
+             INSTALL SONAME 'auth_ed25519';
+             CREATE USER 'app_ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('{APP_PASSWORD}');
+             GRANT ALL ON *.* TO 'app_ed'@'%';"
+        ))?;
+        Ok(db)
+    }
+
+    /// Like [`MariaDb::start_with_args`], but creates nothing (no `app` accounts, no `shop`
+    /// database, no plugin); only the anonymous accounts `mariadb-install-db` made are dropped.
+    /// For suites that expect a pristine server (`cargo xtask mtr`).
+    pub fn start_bare(extra_args: &[String]) -> Result<MariaDb> {
+        let db = MariaDb::spawn(extra_args)?;
+        db.root_sql("DELETE FROM mysql.global_priv WHERE User=''; FLUSH PRIVILEGES;")?;
+        Ok(db)
+    }
+
+    /// Installs a fresh datadir and starts `mariadbd`; waits until it accepts connections.
+    fn spawn(extra_args: &[String]) -> Result<MariaDb> {
         let dir = tempfile::Builder::new()
             .prefix("gatehouse-mariadb-")
             .tempdir()?;
@@ -83,16 +108,6 @@ impl MariaDb {
             .context("starting mariadbd")?;
         let mut db = MariaDb { child, port, dir };
         db.wait_ready()?;
-        db.root_sql(&format!(
-            "DELETE FROM mysql.global_priv WHERE User='';
-             FLUSH PRIVILEGES;
-             CREATE DATABASE {TEST_DB};
-             CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}';
-             GRANT ALL ON *.* TO '{APP_USER}'@'%';
-             INSTALL SONAME 'auth_ed25519';
-             CREATE USER 'app_ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('{APP_PASSWORD}');
-             GRANT ALL ON *.* TO 'app_ed'@'%';"
-        ))?;
         Ok(db)
     }
 

@@ -76,6 +76,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         io_mode: &args.io,
         io_threads: 0,
         max_connections: 256,
+        passthrough: false,
+        tls: None,
+        upstream_ca: None,
     }
     .write(&config)?;
 

@@ -183,6 +183,9 @@ impl Launcher<'_> {
             io_mode: mode,
             io_threads: self.settings.gateway_threads,
             max_connections,
+            passthrough: false,
+            tls: None,
+            upstream_ca: None,
         }
         .write(&config)?;
         let mut service = Service::spawn_logged(
