@@ -298,6 +298,10 @@ struct InFlight {
     columns: Vec<ColumnInfo>,
     /// Schema to adopt if the command (COM_INIT_DB) succeeds.
     new_schema: Option<String>,
+    /// What a COM_QUERY does to the session's database and lexical mode.
+    effects: Option<crate::sql::Effects>,
+    /// COM_STMT_PREPARE: the SQL, kept under the statement id the server assigns.
+    prepared_text: Option<Arc<[u8]>>,
 }
 
 /// What the client's handshake response told us, kept for the upstream login.
@@ -330,6 +334,12 @@ pub struct Session {
     /// Column definitions of open cursors, by statement id (kept only when rows are
     /// transformed: COM_STMT_FETCH rows need the columns the EXECUTE announced).
     cursor_columns: std::collections::HashMap<u32, Vec<ColumnInfo>>,
+    /// The SQL of each prepared statement, by statement id: what every EXECUTE is decided on.
+    prepared_sql: std::collections::HashMap<u32, Arc<[u8]>>,
+    /// How the session lexes SQL (`None`: changed in a way the gateway cannot follow).
+    lex_mode: Option<crate::sql::Mode>,
+    /// The upstream's flavour and version, from its greeting.
+    server_kind: crate::sql::Server,
     hello: ClientHello,
     identity: Option<Identity>,
     database: Option<String>,
@@ -377,6 +387,9 @@ impl Session {
             server_seq: 0,
             seq_shift: 0,
             cursor_columns: Default::default(),
+            prepared_sql: Default::default(),
+            lex_mode: Some(crate::sql::Mode::DEFAULT),
+            server_kind: crate::sql::Server::MariaDb { version_id: None },
             hello: ClientHello::default(),
             identity: None,
             database: None,
@@ -856,6 +869,7 @@ impl Session {
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .collect(),
         };
+        self.lex_mode = self.initial_lex_mode();
         let plugin =
             String::from_utf8_lossy(r.auth_plugin.unwrap_or(b"mysql_native_password")).into_owned();
         if self.cfg.auth == AuthMode::Passthrough {
@@ -955,10 +969,16 @@ impl Session {
             CommandPacket::ChangeUser(cu) => self.on_change_user(cu.clone()),
             _ => {
                 let identity = self.identity.clone().expect("authenticated in Idle");
+                let prepared =
+                    statement_id(&cmd).and_then(|id| self.prepared_sql.get(&id).cloned());
                 let ctx = CommandContext {
                     session_id: self.id,
                     identity: &identity,
                     database: self.database.as_deref(),
+                    target: &self.cfg.target_name,
+                    mode: self.lex_mode,
+                    server: self.server_kind,
+                    prepared_sql: prepared.as_deref(),
                 };
                 match self.cfg.gate.decide(&ctx, &cmd) {
                     Decision::Allow => self.forward_translated(now, now, &cmd, raw),
@@ -1094,6 +1114,7 @@ impl Session {
         };
         if let CommandPacket::StmtClose { stmt_id } = cmd {
             self.cursor_columns.remove(stmt_id);
+            self.prepared_sql.remove(stmt_id);
         }
         if expect == Expect::Nothing {
             self.events.push_back(Event::Command(record));
@@ -1103,6 +1124,17 @@ impl Session {
         }
         let new_schema = match cmd {
             CommandPacket::InitDb { schema } => Some(String::from_utf8_lossy(schema).into_owned()),
+            _ => None,
+        };
+        // `USE db`, `SET sql_mode`, `SET NAMES`: followed so later statements are analysed in
+        // the session's real context (applied once the server ran them without error).
+        let effects = match (cmd, self.lex_mode) {
+            (CommandPacket::Query { sql }, Some(mode)) => Some(crate::sql::session_effects(
+                sql,
+                mode,
+                self.server_kind,
+                self.database.as_deref(),
+            )),
             _ => None,
         };
         // The response continues the command's sequence (a command split into several
@@ -1127,6 +1159,11 @@ impl Session {
             record,
             columns,
             new_schema,
+            effects,
+            prepared_text: match cmd {
+                CommandPacket::StmtPrepare { sql } => Some(Arc::from(*sql)),
+                _ => None,
+            },
         }));
     }
 
@@ -1250,6 +1287,8 @@ impl Session {
                         info!(session = self.id, identity = %identity.name, "COM_CHANGE_USER: the session now belongs to a new account");
                         // The upstream session was reset: statements and cursors are gone.
                         self.cursor_columns.clear();
+                        self.prepared_sql.clear();
+                        self.lex_mode = self.initial_lex_mode();
                         self.database = schema.map(|d| String::from_utf8_lossy(&d).into_owned());
                     }
                     None => {
@@ -1391,11 +1430,8 @@ impl Session {
                     let mut record = flight.record;
                     record.outcome = flight.response.outcome;
                     record.finished = now;
-                    if record.outcome.error.is_none() {
-                        if let Some(schema) = flight.new_schema {
-                            self.database = Some(schema);
-                        }
-                    }
+                    let text = flight.prepared_text.take();
+                    self.follow_session_state(&record, flight.new_schema, flight.effects, text);
                     self.events.push_back(Event::Command(record));
                     self.state = State::Idle;
                     self.deadline = Some(now + self.cfg.limits.idle_timeout());
@@ -1525,6 +1561,10 @@ impl Session {
             Err(e) => return self.upstream_failed(format!("upstream greeting: {e}")),
         };
         self.cfg.target.learn(&greeting);
+        self.server_kind = crate::sql::Server::from_version_string(&String::from_utf8_lossy(
+            greeting.server_version,
+        ))
+        .unwrap_or(crate::sql::Server::MariaDb { version_id: None });
         self.upstream_connection_id = greeting.connection_id;
         let missing = (self.caps & MUST_MATCH) - greeting.capabilities;
         if !missing.is_empty() {
@@ -1929,6 +1969,63 @@ impl Session {
         }
     }
 
+    /// How a fresh upstream session lexes: the server's default `sql_mode` (assumed to be
+    /// MariaDB's, without `ANSI_QUOTES` or `NO_BACKSLASH_ESCAPES`) and the client's charset.
+    fn initial_lex_mode(&self) -> Option<crate::sql::Mode> {
+        crate::sql::Charset::from_collation_id(u16::from(self.hello.charset)).map(|charset| {
+            crate::sql::Mode {
+                charset,
+                ..crate::sql::Mode::DEFAULT
+            }
+        })
+    }
+
+    /// After a command finished: the session state later analysis depends on — current
+    /// database, lexical mode, prepared statements — follows what the server did.
+    fn follow_session_state(
+        &mut self,
+        record: &CommandRecord,
+        new_schema: Option<String>,
+        effects: Option<crate::sql::Effects>,
+        prepared_text: Option<Arc<[u8]>>,
+    ) {
+        use crate::sql::ModeEffect;
+        let ok = record.outcome.error.is_none();
+        if let Some(effects) = effects {
+            if ok {
+                if let Some(db) = effects.database {
+                    self.database = Some(db);
+                }
+            }
+            match effects.mode {
+                ModeEffect::Unchanged => {}
+                ModeEffect::Known(mode) if ok => self.lex_mode = Some(mode),
+                // Unknowable, or a failed batch that may have run part of it.
+                _ => self.lex_mode = None,
+            }
+        }
+        if !ok {
+            return;
+        }
+        if let Some(schema) = new_schema {
+            self.database = Some(schema);
+        }
+        match record.command {
+            Command::COM_STMT_PREPARE => {
+                if let (Some((id, _)), Some(text)) = (record.outcome.prepared, prepared_text) {
+                    self.prepared_sql.insert(id, text);
+                }
+            }
+            Command::COM_RESET_CONNECTION => {
+                // The server closed every prepared statement and reset session variables.
+                self.prepared_sql.clear();
+                self.cursor_columns.clear();
+                self.lex_mode = self.initial_lex_mode();
+            }
+            _ => {}
+        }
+    }
+
     /// The gateway's id for this session (what an identity's `KILL` names).
     fn connection_id(&self) -> u32 {
         (self.id & 0xFFFF_FFFF) as u32
@@ -1974,6 +2071,19 @@ fn mariadb_capabilities(caps: CapabilityFlags, extended: u32) -> u32 {
         0
     } else {
         extended
+    }
+}
+
+/// The prepared statement a command names.
+fn statement_id(cmd: &CommandPacket<'_>) -> Option<u32> {
+    match cmd {
+        CommandPacket::StmtExecute(e) => Some(e.stmt_id),
+        CommandPacket::StmtBulkExecute { stmt_id, .. }
+        | CommandPacket::StmtClose { stmt_id }
+        | CommandPacket::StmtReset { stmt_id }
+        | CommandPacket::StmtFetch { stmt_id, .. }
+        | CommandPacket::StmtSendLongData { stmt_id, .. } => Some(*stmt_id),
+        _ => None,
     }
 }
 

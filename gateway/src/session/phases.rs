@@ -41,6 +41,17 @@ pub struct CommandContext<'a> {
     pub identity: &'a Identity,
     /// The current default database, when known.
     pub database: Option<&'a str>,
+    /// The target (upstream) name.
+    pub target: &'a str,
+    /// How the session lexes SQL (`sql_mode`'s `ANSI_QUOTES` / `NO_BACKSLASH_ESCAPES`, the
+    /// client charset); `None` once a statement changed it in a way the gateway cannot follow
+    /// (`SET sql_mode = @saved`): statements whose meaning depends on it must be refused.
+    pub mode: Option<crate::sql::Mode>,
+    /// The upstream server's flavour and version (executable comments depend on it).
+    pub server: crate::sql::Server,
+    /// For a command naming a prepared statement (COM_STMT_EXECUTE, BULK_EXECUTE, FETCH,
+    /// SEND_LONG_DATA, RESET, CLOSE): the SQL it was prepared from, if the gateway saw it.
+    pub prepared_sql: Option<&'a [u8]>,
 }
 
 /// Decides, before anything is forwarded, whether a command may reach the upstream.

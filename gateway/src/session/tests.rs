@@ -583,11 +583,20 @@ struct Asked {
     command: Command,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+struct SeenContext {
+    database: Option<String>,
+    mode: Option<crate::sql::Mode>,
+    prepared: Option<Vec<u8>>,
+}
+
 /// Refuses COM_QUERY containing "DROP", holds COM_QUERY containing "HOLD", allows the rest;
 /// records every question.
 #[derive(Default)]
 struct TestGate {
     asked: Mutex<Vec<Asked>>,
+    /// Database, lexical mode and prepared SQL of every question.
+    contexts: Mutex<Vec<SeenContext>>,
     next_request: AtomicU64,
 }
 
@@ -596,6 +605,11 @@ const GATE_MESSAGE: &str = "Gatehouse: DROP is not allowed for this identity";
 
 impl CommandGate for TestGate {
     fn decide(&self, ctx: &CommandContext<'_>, command: &CommandPacket<'_>) -> Decision {
+        self.contexts.lock().unwrap().push(SeenContext {
+            database: ctx.database.map(str::to_owned),
+            mode: ctx.mode,
+            prepared: ctx.prepared_sql.map(<[u8]>::to_vec),
+        });
         self.asked.lock().unwrap().push(Asked {
             identity: ctx.identity.name.clone(),
             database: ctx.database.map(str::to_owned),
@@ -1951,6 +1965,76 @@ fn gated() -> (Pair, Arc<TestGate>) {
     });
     pair.login_db(Some("shop"));
     (pair, gate)
+}
+
+/// The gate is asked in the session's real context, followed without session-state tracking:
+/// `USE` changes the database, `SET sql_mode` the lexical mode (unknown after `= @saved`),
+/// and an EXECUTE carries the SQL its statement was prepared from until it is closed.
+#[test]
+fn the_gate_sees_the_session_state_the_server_has() {
+    use crate::sql::Mode;
+    let (mut pair, gate) = gated();
+    let caps = pair.caps();
+    let ok = || vec![ok_payload(caps, AUTOCOMMIT, 0)];
+    pair.query("USE crm", ok());
+    pair.query("SET sql_mode = 'ANSI_QUOTES'", ok());
+    pair.query(
+        "SELECT 1",
+        text_result(caps, &["1"], &[vec![Some(b"1")]], AUTOCOMMIT),
+    );
+    // A failed USE changes nothing.
+    pair.query(
+        "USE nowhere",
+        vec![err_payload(1049, "42000", "Unknown database")],
+    );
+    pair.query("SET sql_mode = @saved", ok());
+    let prepare = command_payload(&CommandPacket::StmtPrepare { sql: b"DO ?" }, caps);
+    pair.command(&prepare, prepare_reply(caps, 7, 1, &[]));
+    let mut exec = execute_payload(7);
+    pair.command(&exec, ok());
+    pair.command(
+        &command_payload(&CommandPacket::StmtClose { stmt_id: 7 }, caps),
+        vec![],
+    );
+    exec = execute_payload(7);
+    pair.command(
+        &exec,
+        vec![err_payload(1243, "HY000", "Unknown prepared statement")],
+    );
+
+    let seen = gate.contexts.lock().unwrap().clone();
+    let db = |i: usize| seen[i].database.as_deref();
+    let ansi = Mode {
+        ansi_quotes: true,
+        ..Mode::DEFAULT
+    };
+    assert_eq!(db(0), Some("shop"));
+    assert_eq!(db(1), Some("crm"), "USE followed");
+    assert_eq!(seen[1].mode.map(|m| m.ansi_quotes), Some(false));
+    assert_eq!(
+        seen[2].mode.map(|m| m.ansi_quotes),
+        Some(true),
+        "sql_mode followed"
+    );
+    assert_eq!(
+        seen[2].mode.map(|m| m.no_backslash_escapes),
+        Some(ansi.no_backslash_escapes)
+    );
+    assert_eq!(db(4), Some("crm"), "a failed USE changes nothing");
+    assert_eq!(seen[5].mode, None, "sql_mode = @saved: unknown");
+    assert_eq!(seen.len(), 9);
+    assert_eq!(seen[5].prepared, None, "the PREPARE itself");
+    assert_eq!(
+        seen[6].prepared.as_deref(),
+        Some(&b"DO ?"[..]),
+        "EXECUTE carries its SQL"
+    );
+    assert_eq!(
+        seen[7].prepared.as_deref(),
+        Some(&b"DO ?"[..]),
+        "CLOSE names it"
+    );
+    assert_eq!(seen[8].prepared, None, "closed: gone");
 }
 
 #[test]

@@ -37,6 +37,7 @@ mod analysis;
 mod digest;
 mod keywords;
 mod lex;
+mod effects;
 mod split;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ pub use analysis::{
     analyze, Analysis, Context, Flags, Operation, Server, SqlModeChange, StatementClass, TableRef,
     Unanalyzable, MAX_CHAIN, MAX_NESTING,
 };
+pub use effects::{session_effects, Effects, ModeEffect};
 pub use digest::{digest, digest_all, Digest, DigestFlags, StatementDigest};
 pub use lex::{lex, Charset, LexError, Lexer, Mode, Token, TokenFlags, TokenKind};
 pub use split::{split, Statement};
