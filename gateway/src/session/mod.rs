@@ -573,6 +573,15 @@ impl Session {
             State::Relayed(ref login) if login.change_user_schema.is_none() => {
                 self.handle_server_unreachable(_now, "upstream closed during login")
             }
+            State::Idle => {
+                // As directly: the client finds the connection gone when it next sends
+                // (2006). An error packet now would answer a command it has not sent yet.
+                warn!(
+                    session = self.id,
+                    "upstream closed the idle connection (timeout or kill)"
+                );
+                self.close(CloseReason::UpstreamGone);
+            }
             _ => {
                 warn!(session = self.id, "upstream closed the connection");
                 let seq = self.next_client_seq();

@@ -2405,12 +2405,16 @@ fn upstream_eof_mid_result_gives_2013_and_closes() {
     assert_eq!(pair.close_reason(), Some(CloseReason::UpstreamGone));
 }
 
+/// The server closing an idle connection (`idle_transaction_timeout`, `wait_timeout`, KILL)
+/// closes the client's as it is, without an error packet the client would read as the answer
+/// to its next command (mtr main.transaction_timeout expects 2006, not a malformed packet).
 #[test]
 fn upstream_eof_while_idle_closes() {
     let mut pair = Pair::with_defaults();
     pair.login();
     pair.session.handle_server_eof(pair.now);
     pair.transfer();
+    assert!(pair.client_recv().is_empty(), "nothing sent");
     assert!(pair.session.is_closed());
     assert_eq!(pair.close_reason(), Some(CloseReason::UpstreamGone));
 }
