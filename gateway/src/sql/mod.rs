@@ -35,9 +35,9 @@
 
 mod analysis;
 mod digest;
+mod effects;
 mod keywords;
 mod lex;
-mod effects;
 mod split;
 #[cfg(test)]
 mod tests;
@@ -46,7 +46,7 @@ pub use analysis::{
     analyze, Analysis, Context, Flags, Operation, Server, SqlModeChange, StatementClass, TableRef,
     Unanalyzable, MAX_CHAIN, MAX_NESTING,
 };
-pub use effects::{session_effects, Effects, ModeEffect};
 pub use digest::{digest, digest_all, Digest, DigestFlags, StatementDigest};
+pub use effects::{session_effects, Effects, ModeEffect};
 pub use lex::{lex, Charset, LexError, Lexer, Mode, Token, TokenFlags, TokenKind};
 pub use split::{split, Statement};
