@@ -9,6 +9,7 @@
 //! | [`wire`] | packet payloads and framed wire bytes (queries, column definitions, rows, OK) |
 //! | [`frame`] | the loops the `frame/*` benches time (parse or write many packets) |
 //! | [`session`] | a [`Session`](gatehouse::session::Session) logged in through a fake client and a fake server, and one statement's round trip through it |
+//! | [`policy`] | the example policies behind a [`PolicyGate`](gatehouse::policy::PolicyGate), a command context, a 200-byte query and a mix of statements |
 //!
 //! Setup panics with a description of what it observed: a bench that cannot reach its
 //! starting state must not time something else.
@@ -735,6 +736,107 @@ pub mod session {
     }
 }
 
+/// The statement-policy stage: the example policies (`policies/`) and statements to decide.
+pub mod policy {
+    use std::path::PathBuf;
+
+    use gatehouse::auth::Identity;
+    use gatehouse::policy::PolicyGate;
+    use gatehouse::session::phases::{CommandContext, CommandGate, Decision};
+    use gatehouse::sql::{Mode, Server};
+    use gatehouse::wire::command::CommandPacket;
+
+    /// A typical application query of exactly 200 bytes: a join, a range, an `IN` list, a
+    /// string literal, ordering and a limit.
+    pub fn query_200() -> Vec<u8> {
+        let mut sql = b"SELECT o.id, o.total, c.name, c.email FROM orders o JOIN customers c ON \
+c.id = o.customer_id WHERE o.created_at >= '2024-01-01' AND o.status IN ('paid', 'shipped') \
+ORDER BY o.id DESC LIMIT 50"
+            .to_vec();
+        assert!(sql.len() <= 200, "{}", sql.len());
+        sql.resize(200, b' ');
+        sql
+    }
+
+    /// Statements of 30–300 bytes, the kinds an application and an agent send, for the cold
+    /// analysis percentiles.
+    pub const MIX: &[&str] = &[
+        "SELECT * FROM orders WHERE id = 42",
+        "SELECT o.id, o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id \
+         WHERE o.status = 'paid' ORDER BY o.created_at DESC LIMIT 20",
+        "INSERT INTO orders (customer_id, total, status, created_at) VALUES (17, 99.5, 'new', NOW())",
+        "UPDATE orders SET status = 'shipped', shipped_at = NOW() WHERE id = 42 AND status = 'paid'",
+        "DELETE FROM sessions WHERE expires_at < NOW() - INTERVAL 1 DAY LIMIT 1000",
+        "SELECT COUNT(*), SUM(total), AVG(total) FROM orders WHERE created_at >= '2024-01-01' \
+         GROUP BY DATE(created_at) ORDER BY 1",
+        "SELECT * FROM products WHERE id IN (SELECT product_id FROM order_items WHERE order_id = 7)",
+        "WITH recent AS (SELECT customer_id, MAX(created_at) AS last FROM orders GROUP BY \
+         customer_id) SELECT c.name, r.last FROM customers c JOIN recent r ON r.customer_id = c.id",
+        "DROP TABLE orders",
+        "ALTER TABLE orders ADD COLUMN note TEXT",
+        "SELECT * FROM secrets.api_tokens WHERE name = 'stripe'",
+        "SET autocommit = 0",
+        "BEGIN",
+        "COMMIT",
+        "SHOW TABLES",
+        "SELECT @@version, DATABASE(), NOW()",
+        "INSERT INTO audit (who, what) SELECT user, action FROM staging.events WHERE id > 1000",
+        "UPDATE orders o JOIN customers c ON c.id = o.customer_id SET o.vip = 1 WHERE c.tier = 'gold'",
+        "SELECT id FROM orders WHERE status = 'paid' UNION ALL SELECT id FROM archive.orders \
+         WHERE status = 'paid'",
+        "REPLACE INTO settings (k, v) VALUES ('theme', 'dark')",
+    ];
+
+    /// The example policy files.
+    pub fn policies_dir() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"))
+    }
+
+    /// A gate with the example policies.
+    pub fn gate() -> PolicyGate {
+        PolicyGate::load(&[policies_dir()]).unwrap_or_else(|e| {
+            panic!(
+                "example policies: {}",
+                e.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })
+    }
+
+    /// A coding agent (role `coding-agent`).
+    pub fn agent() -> Identity {
+        Identity {
+            name: "agent-bench".into(),
+            groups: vec!["ai-agents".into()],
+        }
+    }
+
+    /// The context of a session of `identity` on the primary, database `shop`, MariaDB 10.11.
+    pub fn context(identity: &Identity) -> CommandContext<'_> {
+        CommandContext {
+            session_id: 1,
+            identity,
+            database: Some("shop"),
+            target: "primary",
+            mode: Some(Mode::DEFAULT),
+            server: Server::MariaDb {
+                version_id: Some(101106),
+            },
+            prepared_sql: None,
+        }
+    }
+
+    /// Decides `sql` once through the gate and checks it is allowed (the bench must time an
+    /// allowed, cached decision, not a refusal).
+    pub fn warm(gate: &PolicyGate, ctx: &CommandContext<'_>, sql: &[u8]) {
+        let d = gate.decide(ctx, &CommandPacket::Query { sql });
+        assert_eq!(d, Decision::Allow, "{}", String::from_utf8_lossy(sql));
+        assert!(gate.cached_decisions() > 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::frame::parse_all;
@@ -748,5 +850,14 @@ mod tests {
         }
         assert_eq!(parse_all(&many_queries(100, 7)), 7);
         assert_eq!(many_queries(100, 7).len(), 7 * 104);
+        assert_eq!(super::policy::query_200().len(), 200);
+    }
+
+    #[test]
+    fn the_policy_fixtures_decide() {
+        use super::policy::*;
+        let gate = gate();
+        let agent = agent();
+        warm(&gate, &context(&agent), &query_200());
     }
 }

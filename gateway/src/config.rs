@@ -45,6 +45,18 @@ pub struct Config {
     /// I/O driver selection.
     #[serde(default)]
     pub io: IoConfig,
+    /// Statement policy. Absent: every statement the wire layer understands is allowed
+    /// (logged as a warning at startup).
+    pub policy: Option<PolicyConfig>,
+}
+
+/// `[policy]`: the policy files every session is decided by.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Policy files, or directories whose `*.toml` files are loaded in name order; relative
+    /// to the configuration file. Reloaded when they change and on SIGHUP.
+    pub paths: Vec<PathBuf>,
 }
 
 /// One listening address, bound to one target.
@@ -375,6 +387,9 @@ impl Config {
                 fix(&mut tls.key);
             }
         }
+        if let Some(policy) = &mut self.policy {
+            policy.paths.iter_mut().for_each(fix);
+        }
         for t in &mut self.targets {
             if let Some(p) = &mut t.password_file {
                 fix(p);
@@ -701,6 +716,13 @@ impl Config {
                         &[k("listener"), I(i), k("tls"), k(key)],
                         format!("[[listener]] {:?}: tls.{key} {why}", l.name),
                     );
+                }
+            }
+        }
+        if let Some(policy) = &self.policy {
+            if let Err(errors) = crate::policy::PolicySet::load(&policy.paths) {
+                for e in errors {
+                    v.push(&[k("policy"), k("paths")], format!("[policy]: {e}"));
                 }
             }
         }

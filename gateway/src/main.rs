@@ -4,6 +4,8 @@
 //! gatehouse serve --config gatehouse.toml [--io auto|uring|epoll]
 //! gatehouse check-config gatehouse.toml
 //! echo -n 'password' | gatehouse hash-secret [--native]
+//! gatehouse policy check FILE…
+//! gatehouse policy explain --policy FILE… --identity NAME [--group G…] [--target T] [--db DB] SQL
 //! ```
 //!
 //! Exit status: 0 on success, 1 on any error (every error is printed to stderr first).
@@ -13,9 +15,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use gatehouse::auth::secret::StoredSecret;
 use gatehouse::config::{Config, ConfigError, IoMode};
+use gatehouse::policy::{describe, flag_names, ExplainContext, PolicyError, PolicySet, Subject};
+use gatehouse::sql::{Mode, Server};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -69,6 +73,62 @@ enum Command {
         #[arg(long)]
         native: bool,
     },
+    /// Statement policies: check policy files, explain a decision.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Check policy files as the gateway loads them (together, as one policy): syntax, unknown
+    /// keys, roles, operations, classes and flags, bad globs, duplicate names, unreachable
+    /// rules. Prints every problem as file:line:col and exits 1 if there is any.
+    Check {
+        /// Policy files, or directories standing for the *.toml files in them.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show how the policy decides a query for an identity: each statement's class,
+    /// operation, tables read and written, digest, and the decision with the rule and role
+    /// that made it.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// A policy file, or a directory standing for the *.toml files in it; repeat for more.
+    #[arg(long = "policy", short = 'p', value_name = "FILE", required = true)]
+    policy: Vec<PathBuf>,
+    /// The gateway identity running the query.
+    #[arg(long, value_name = "NAME")]
+    identity: String,
+    /// A group of the identity; repeat for more.
+    #[arg(long = "group", short = 'g', value_name = "GROUP")]
+    groups: Vec<String>,
+    /// The target (upstream) name.
+    #[arg(long, value_name = "TARGET", default_value = "primary")]
+    target: String,
+    /// The session's current database.
+    #[arg(long, value_name = "DB")]
+    db: Option<String>,
+    /// The session's sql_mode has ANSI_QUOTES ("x" is an identifier).
+    #[arg(long)]
+    ansi_quotes: bool,
+    /// The session's sql_mode has NO_BACKSLASH_ESCAPES.
+    #[arg(long)]
+    no_backslash_escapes: bool,
+    /// The server's version string (decides which versioned executable comments run), e.g.
+    /// `10.11.6-MariaDB` or `8.0.36`. Default: a MariaDB of unknown version.
+    #[arg(long, value_name = "VERSION")]
+    server: Option<String>,
+    /// Decide it as a prepared statement (COM_STMT_PREPARE) instead of a query.
+    #[arg(long)]
+    prepare: bool,
+    /// The query (one or more statements).
+    #[arg(value_name = "SQL")]
+    sql: String,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +137,12 @@ fn main() -> ExitCode {
         Command::Serve { config, io } => serve(&config, io),
         Command::CheckConfig { config } => check_config(&config),
         Command::HashSecret { native } => hash_secret(native),
+        Command::Policy {
+            command: PolicyCommand::Check { files },
+        } => policy_check(&files),
+        Command::Policy {
+            command: PolicyCommand::Explain(args),
+        } => policy_explain(&args),
     }
 }
 
@@ -198,6 +264,18 @@ fn check_config(path: &Path) -> ExitCode {
         n => plural(n, "thread", "threads"),
     };
     println!("  io: {}, {threads}", config.io.mode);
+    match &config.policy {
+        // Loaded without error: check_files tried.
+        Some(p) => println!(
+            "  policy: {}",
+            p.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => println!("  policy: none (every statement is allowed)"),
+    }
     ExitCode::SUCCESS
 }
 
@@ -223,6 +301,159 @@ fn hash_secret(native: bool) -> ExitCode {
     }
     let secret = StoredSecret::generate(password, &mut rand::rngs::OsRng, native);
     println!("{secret}");
+    ExitCode::SUCCESS
+}
+
+/// `gatehouse policy check`.
+fn policy_check(files: &[PathBuf]) -> ExitCode {
+    match PolicySet::load(files) {
+        Ok(policy) => {
+            for f in policy.files() {
+                println!("{f}: ok");
+            }
+            println!(
+                "  {}, {} ({} in audit mode), version {}",
+                plural(policy.role_names().count(), "role", "roles"),
+                plural(policy.rule_names().count(), "rule", "rules"),
+                policy.audit_rules(),
+                policy.version()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            print_policy_errors(&errors);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_policy_errors(errors: &[PolicyError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!("policy: {}", plural(errors.len(), "error", "errors"));
+}
+
+/// `gatehouse policy explain`.
+fn policy_explain(args: &ExplainArgs) -> ExitCode {
+    let policy = match PolicySet::load(&args.policy) {
+        Ok(policy) => policy,
+        Err(errors) => {
+            print_policy_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match &args.server {
+        None => Server::MariaDb { version_id: None },
+        Some(v) => match Server::from_version_string(v) {
+            Some(s) => s,
+            None => {
+                eprintln!(
+                    "gatehouse: --server {v:?}: expected a version such as 10.11.6-MariaDB or \
+                     8.0.36"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mode = Mode {
+        ansi_quotes: args.ansi_quotes,
+        no_backslash_escapes: args.no_backslash_escapes,
+        ..Mode::DEFAULT
+    };
+    let subject = Subject {
+        identity: &args.identity,
+        groups: &args.groups,
+        target: &args.target,
+    };
+    let ctx = ExplainContext {
+        database: args.db.as_deref(),
+        mode,
+        server,
+        prepare: args.prepare,
+    };
+    let explanation = policy.explain(&subject, args.sql.as_bytes(), &ctx);
+    println!(
+        "identity {:?} on target {:?}: {}",
+        args.identity,
+        args.target,
+        if explanation.roles.is_empty() {
+            "no role".to_owned()
+        } else {
+            format!("roles {}", explanation.roles.join(", "))
+        }
+    );
+    let list = |tables: &[gatehouse::sql::TableRef]| {
+        if tables.is_empty() {
+            "-".to_owned()
+        } else {
+            tables
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    for (i, s) in explanation.statements.iter().enumerate() {
+        println!();
+        println!("statement {}: {}", i + 1, s.sql);
+        println!("  digest:    {}", s.digest);
+        println!("  database:  {}", s.database.as_deref().unwrap_or("(none)"));
+        match &s.analysis {
+            Ok(a) => {
+                println!("  class:     {}", a.class);
+                println!("  operation: {} ({})", a.operation, describe(a));
+                println!("  reads:     {}", list(&a.reads));
+                println!("  writes:    {}", list(&a.writes));
+                if !a.databases.is_empty() {
+                    println!("  databases: {}", a.databases.join(", "));
+                }
+                let mut flags: Vec<String> = flag_names(a).into_iter().map(str::to_owned).collect();
+                if !a.flags.variables.is_empty() {
+                    flags.push(format!("variables {}", a.flags.variables.join(", ")));
+                }
+                if let Some(db) = &a.flags.changes_database {
+                    flags.push(format!("database becomes {db}"));
+                }
+                if flags.is_empty() {
+                    flags.push("-".into());
+                }
+                println!("  flags:     {}", flags.join(", "));
+            }
+            Err(u) => {
+                println!(
+                    "  analysis:  not analysed (leading keyword {:?}): {}",
+                    u.leading_keyword, u.reason
+                );
+            }
+        }
+        let v = &s.verdict;
+        let by = match (&v.rule, &v.role) {
+            (Some(rule), Some(role)) => format!("rule {rule:?} (role {role})"),
+            (None, Some(role)) => format!("a grant of role {role}"),
+            (Some(rule), None) => format!("rule {rule:?}"),
+            (None, None) => "default (nothing allows it)".to_owned(),
+        };
+        println!("  decision:  {} by {by}, {}", v.action, v.mode);
+        println!("  message:   {}", v.message);
+        for hit in &v.audit {
+            println!(
+                "  audit:     rule {:?} (role {}) would {}: {}",
+                hit.rule,
+                hit.role.as_deref().unwrap_or("-"),
+                hit.action,
+                hit.message
+            );
+        }
+    }
+    println!();
+    match &explanation.refusal {
+        None => println!("query: allowed"),
+        Some((code, message)) => println!(
+            "query: refused, ERR {} ({}): {message}",
+            code.code, code.sqlstate
+        ),
+    }
     ExitCode::SUCCESS
 }
 

@@ -88,6 +88,8 @@ pub struct GatewayOptions {
     pub upstream_tls_ca: Option<PathBuf>,
     /// The listener relays each client's own MySQL login (`auth = "passthrough"`).
     pub passthrough: bool,
+    /// A statement policy (TOML text of one policy file; the target is named `db`).
+    pub policy: Option<String>,
 }
 
 impl GatewayOptions {
@@ -101,7 +103,14 @@ impl GatewayOptions {
             target_user: None,
             upstream_tls_ca: None,
             passthrough: false,
+            policy: None,
         }
+    }
+    /// Decides every statement by this policy (the text of one policy file; the target is
+    /// named `db`, the identities are `alice` in group `dev` and `bob` in group `ops`).
+    pub fn policy(mut self, toml: impl Into<String>) -> Self {
+        self.policy = Some(toml.into());
+        self
     }
     /// Makes the listener relay each client's own MySQL login (`auth = "passthrough"`): clients
     /// log in as the MariaDB account (`app`, or [`GatewayOptions::target_user`]'s).
@@ -172,6 +181,7 @@ pub struct Gateway {
     passthrough: bool,
     driver: IoMode,
     events: Arc<CollectEvents>,
+    policy_file: Option<PathBuf>,
 }
 
 /// Keeps every session event the gateway emits (what the recorder will receive).
@@ -212,7 +222,21 @@ impl Gateway {
             .target_address
             .clone()
             .unwrap_or_else(|| db.addr().to_string());
-        let text = config_toml(&opts, &target_address, &password_file, tls.as_ref())?;
+        let policy_file = match &opts.policy {
+            None => None,
+            Some(text) => {
+                let path = dir.join("policy.toml");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+        };
+        let text = config_toml(
+            &opts,
+            &target_address,
+            &password_file,
+            tls.as_ref(),
+            policy_file.as_deref(),
+        )?;
         std::fs::write(dir.join("gatehouse.toml"), &text)?;
         let config = Config::from_toml(&text, "test")
             .map_err(|e| anyhow::anyhow!("test config rejected: {e}\n{text}"))?;
@@ -251,7 +275,13 @@ impl Gateway {
             passthrough: opts.passthrough,
             driver: opts.driver,
             events,
+            policy_file,
         })
+    }
+
+    /// The policy file the gateway watches (with [`GatewayOptions::policy`]).
+    pub fn policy_file(&self) -> Option<&Path> {
+        self.policy_file.as_deref()
     }
 
     fn start_direct(db: &MariaDb, opts: &GatewayOptions) -> Result<Gateway> {
@@ -313,6 +343,7 @@ impl Gateway {
             passthrough: opts.passthrough,
             driver: opts.driver,
             events: Arc::default(),
+            policy_file: None,
         })
     }
 
@@ -397,6 +428,7 @@ fn config_toml(
     target_address: &str,
     password_file: &Path,
     tls: Option<&TlsFiles>,
+    policy_file: Option<&Path>,
 ) -> Result<String> {
     let mut t = String::new();
     writeln!(t, "[[listener]]")?;
@@ -465,6 +497,13 @@ fn config_toml(
         IoMode::Auto => "auto",
     };
     writeln!(t, "\n[io]\nmode = \"{mode}\"\nthreads = 1")?;
+    if let Some(path) = policy_file {
+        writeln!(
+            t,
+            "\n[policy]\npaths = [{}]",
+            toml_str(&path.display().to_string())
+        )?;
+    }
     Ok(t)
 }
 

@@ -14,13 +14,17 @@ use std::hint::black_box;
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use gatehouse::policy::Subject;
+use gatehouse::session::phases::CommandGate;
+use gatehouse::sql::{analyze, digest, Context, Mode};
 use gatehouse::wire::binary::parse_binary_row;
-use gatehouse::wire::command::parse_command;
+use gatehouse::wire::command::{parse_command, CommandPacket};
 use gatehouse::wire::consts::MAX_FRAME_PAYLOAD;
 use gatehouse::wire::response::{encode_ok, parse_ok};
 use gatehouse::wire::resultset::{parse_column_definition, text_row_values};
 use gatehouse::wire::CapabilityFlags;
 use gatehouse_benches::frame::{parse_all, write_all};
+use gatehouse_benches::policy;
 use gatehouse_benches::session::{config, Statement};
 use gatehouse_benches::wire::{
     big_query_payload, column_definition, customer_binary_row, customer_text_row, framed,
@@ -88,6 +92,32 @@ const SCENARIOS: &[Scenario] = &[
     ("session_e2e/1000_rows", 100, |n| {
         let mut s = Statement::customers(config(), 1000);
         measure(n, || s.run());
+    }),
+    ("policy/digest_200B", 10_000, |n| {
+        let sql = policy::query_200();
+        measure(n, || digest(black_box(&sql), Mode::DEFAULT).is_ok());
+    }),
+    ("policy/decide_cached", 10_000, |n| {
+        let gate = policy::gate();
+        let agent = policy::agent();
+        let ctx = policy::context(&agent);
+        let sql = policy::query_200();
+        policy::warm(&gate, &ctx, &sql);
+        let command = CommandPacket::Query { sql: &sql };
+        measure(n, || gate.decide(black_box(&ctx), black_box(&command)));
+    }),
+    ("policy/analyze_cold", 1_000, |n| {
+        let gate = policy::gate();
+        let p = gate.policy();
+        let agent = policy::agent();
+        let subject = Subject {
+            identity: &agent.name,
+            groups: &agent.groups,
+            target: "primary",
+        };
+        let ctx = Context::new(Some("shop"));
+        let sql = policy::query_200();
+        measure(n, || p.evaluate(&subject, &analyze(black_box(&sql), &ctx)));
     }),
 ];
 

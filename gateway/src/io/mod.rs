@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::auth::IdentityStore;
 use crate::config::{Config, IoMode, ListenerConfig, TargetConfig, UpstreamTlsMode};
 use crate::session::kill::SessionRegistry;
-use crate::session::phases::{AllowAll, PassThrough};
+use crate::session::phases::{AllowAll, CommandGate, PassThrough};
 use crate::session::phases::{DiscardEvents, EventSink};
 use crate::session::{AuthMode, SessionConfig, TargetInfo};
 use crate::wire::frame::{parse_packet, write_packet_with};
@@ -111,6 +111,7 @@ pub fn start_with_events(
     };
     let identities =
         Arc::new(IdentityStore::from_config(&config.identities).map_err(StartError::Config)?);
+    let gate = command_gate(&config)?;
     let registry = Arc::new(SessionRegistry::default());
     let connections = Arc::new(AtomicUsize::new(0));
     let next_id = Arc::new(AtomicU64::new(1));
@@ -134,6 +135,7 @@ pub fn start_with_events(
                 identities.clone(),
                 registry.clone(),
                 events.clone(),
+                gate.clone(),
             )?),
             upstream: resolve(&target.address).map_err(StartError::Config)?,
             connections: connections.clone(),
@@ -206,12 +208,15 @@ impl ServerHandle {
             .build()
             .expect("signal runtime");
         rt.block_on(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = term.recv() => break,
+                    _ = hup.recv() => reload_policy(),
+                }
             }
         });
         info!("shutting down");
@@ -289,6 +294,7 @@ fn session_config(
     identities: Arc<IdentityStore>,
     registry: Arc<SessionRegistry>,
     events: Arc<dyn EventSink>,
+    gate: Arc<dyn CommandGate>,
 ) -> Result<SessionConfig, StartError> {
     let client_tls = match &listener.tls {
         None => None,
@@ -363,11 +369,55 @@ fn session_config(
             })?),
         },
         limits: config.limits.clone(),
-        gate: Arc::new(AllowAll),
+        gate,
         rows: Arc::new(PassThrough),
         registry,
         events,
     })
+}
+
+/// The statement gate: the configured policy (watched for changes), or, with no `[policy]`,
+/// everything the wire layer understands.
+fn command_gate(config: &Config) -> Result<Arc<dyn CommandGate>, StartError> {
+    let Some(policy) = &config.policy else {
+        warn!("no [policy] configured: every statement is allowed");
+        return Ok(Arc::new(AllowAll));
+    };
+    let gate = crate::policy::PolicyGate::load(&policy.paths).map_err(|errors| {
+        StartError::Config(format!(
+            "policy:\n  {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ))
+    })?;
+    let gate = Arc::new(gate);
+    info!(version = gate.version(), files = ?policy.paths, "policy loaded");
+    crate::policy::spawn_watcher(gate.clone());
+    *POLICY.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&gate);
+    Ok(gate)
+}
+
+/// The running policy, for SIGHUP.
+static POLICY: std::sync::Mutex<std::sync::Weak<crate::policy::PolicyGate>> =
+    std::sync::Mutex::new(std::sync::Weak::new());
+
+/// SIGHUP: reload the policy now (a broken file keeps the previous policy and logs why).
+fn reload_policy() {
+    let Some(gate) = POLICY.lock().unwrap_or_else(|e| e.into_inner()).upgrade() else {
+        info!("SIGHUP: no policy configured");
+        return;
+    };
+    match gate.reload() {
+        Ok(version) => info!(version, "SIGHUP: policy reloaded"),
+        Err(errors) => {
+            for e in errors {
+                warn!(error = %e, "SIGHUP: policy not reloaded, the previous one stays in force");
+            }
+        }
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -453,6 +503,7 @@ mod tests {
             Arc::new(IdentityStore::from_config(&config.identities).unwrap()),
             Arc::default(),
             Arc::new(DiscardEvents),
+            Arc::new(AllowAll),
         )
     }
 

@@ -292,6 +292,8 @@ error_codes! {
     ER_QUERY_INTERRUPTED = (1317, "70100");
     /// Generic: the gateway's own refusal.
     ER_SPECIFIC_ACCESS_DENIED_ERROR = (1227, "42000");
+    /// A policy refusal of a statement that names tables.
+    ER_TABLEACCESS_DENIED_ERROR = (1142, "42000");
 }
 
 /// The largest payload of a single frame; a payload of exactly this length is continued by
