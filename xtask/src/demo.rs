@@ -79,6 +79,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         passthrough: false,
         tls: None,
         upstream_ca: None,
+        policy: None,
     }
     .write(&config)?;
 

@@ -113,6 +113,8 @@ pub struct GatewaySetup<'a> {
     /// `[target.tls]` with `mode = "required"`: the CA the server's certificate must chain to;
     /// `None`: plaintext to the target.
     pub upstream_ca: Option<&'a Path>,
+    /// `[policy] paths`: one policy file; `None`: no policy (everything allowed).
+    pub policy: Option<&'a Path>,
 }
 
 /// The PEM files of a listener's TLS.
@@ -186,6 +188,12 @@ impl GatewaySetup<'_> {
             mode = q(self.io_mode),
             threads = self.io_threads,
         ));
+        if let Some(policy) = self.policy {
+            out.push_str(&format!(
+                "\n[policy]\npaths = [{}]\n",
+                q(&policy.display().to_string())
+            ));
+        }
         out
     }
 

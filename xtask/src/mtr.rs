@@ -1053,6 +1053,7 @@ fn start_gateway(
             key: &key,
         }),
         upstream_ca: tls_from.as_ref().map(|_| ca.as_path()),
+        policy: None,
     }
     .write(&config)?;
     let mut cmd = gateway::serve_command(bin, &config, Some(driver.name()), "");

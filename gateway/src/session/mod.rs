@@ -582,6 +582,16 @@ impl Session {
                 );
                 self.close(CloseReason::UpstreamGone);
             }
+            State::Response(_) => {
+                // Killed mid-command (KILL, shutdown): the server closes without a word, and
+                // so does the gateway — the client's library reports the lost connection
+                // (2013) exactly as it would directly.
+                warn!(
+                    session = self.id,
+                    "upstream closed the connection during a command"
+                );
+                self.close(CloseReason::UpstreamGone);
+            }
             _ => {
                 warn!(session = self.id, "upstream closed the connection");
                 let seq = self.next_client_seq();

@@ -2382,8 +2382,11 @@ fn unreachable_upstream_gives_2003_and_closes() {
     assert!(authenticated(&pair.events).is_empty());
 }
 
+/// The server vanishing mid-response (KILL of the connection, shutdown) closes the client's
+/// connection after what was relayed, with nothing added: the client's library reports the
+/// lost connection (2013) as it would directly (mtr innodb.innodb_bug51920, main.lock_kill).
 #[test]
-fn upstream_eof_mid_result_gives_2013_and_closes() {
+fn upstream_eof_mid_result_closes_like_the_server() {
     let mut pair = Pair::with_defaults();
     pair.login();
     let caps = pair.caps();
@@ -2397,10 +2400,7 @@ fn upstream_eof_mid_result_gives_2013_and_closes() {
     );
     pair.session.handle_server_eof(pair.now);
     pair.transfer();
-    let got = pair.client_recv();
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].seq, 5, "continues the response's sequence");
-    assert_err(&got[0], ErrorCode::CR_SERVER_LOST);
+    assert!(pair.client_recv().is_empty(), "nothing added");
     assert!(pair.session.is_closed());
     assert_eq!(pair.close_reason(), Some(CloseReason::UpstreamGone));
 }

@@ -15,6 +15,7 @@ fn color(path: PathKind) -> RGBColor {
         PathKind::Haproxy => RGBColor(31, 119, 180),
         PathKind::GatewayEpoll => RGBColor(214, 39, 40),
         PathKind::GatewayUring => RGBColor(44, 160, 44),
+        PathKind::GatewayPolicy => RGBColor(148, 103, 189),
     }
 }
 
