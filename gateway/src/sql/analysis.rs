@@ -1429,37 +1429,21 @@ fn analyze_tokens(mut t: Toks, ctx: &Context<'_>, depth: usize) -> Result<Analys
                 no_query(&t)?;
                 return simple(C::Admin, Operation::ChangeMaster);
             }
-            "PURGE" => {
+            // Administration whose leading keyword alone says what it is (no subquery).
+            "PURGE" | "RESET" | "SHUTDOWN" | "INSTALL" | "UNINSTALL" | "BINLOG" | "FLUSH"
+            | "KILL" => {
                 no_query(&t)?;
-                return simple(C::Admin, Operation::Purge);
-            }
-            "RESET" => {
-                no_query(&t)?;
-                return simple(C::Admin, Operation::Reset);
-            }
-            "SHUTDOWN" => {
-                no_query(&t)?;
-                return simple(C::Admin, Operation::Shutdown);
-            }
-            "INSTALL" => {
-                no_query(&t)?;
-                return simple(C::Admin, Operation::InstallPlugin);
-            }
-            "UNINSTALL" => {
-                no_query(&t)?;
-                return simple(C::Admin, Operation::UninstallPlugin);
-            }
-            "BINLOG" => {
-                no_query(&t)?;
-                return simple(C::Admin, Operation::Binlog);
-            }
-            "FLUSH" => {
-                no_query(&t)?;
-                return simple(C::Admin, Operation::Flush);
-            }
-            "KILL" => {
-                no_query(&t)?;
-                return simple(C::Admin, Operation::Kill);
+                let op = match k0.as_str() {
+                    "PURGE" => Operation::Purge,
+                    "RESET" => Operation::Reset,
+                    "SHUTDOWN" => Operation::Shutdown,
+                    "INSTALL" => Operation::InstallPlugin,
+                    "UNINSTALL" => Operation::UninstallPlugin,
+                    "BINLOG" => Operation::Binlog,
+                    "FLUSH" => Operation::Flush,
+                    _ => Operation::Kill,
+                };
+                return simple(C::Admin, op);
             }
             "CACHE" if t.is(1, "INDEX") => {
                 no_query(&t)?;
