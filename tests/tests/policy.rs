@@ -227,4 +227,34 @@ fn policy_reloads(driver: IoMode) -> Result<()> {
     Ok(())
 }
 
-both_drivers!(read_only_identity_cli, operator_identity, policy_reloads);
+/// Adoption mode: the session's identity is the MySQL account, `user@client-address`, and a
+/// role can be matched to it; the account's own privileges (ALL here) do not matter.
+fn passthrough_accounts_match_roles(driver: IoMode) -> Result<()> {
+    if skip_in_direct_mode("passthrough_accounts_match_roles") {
+        return Ok(());
+    }
+    let policy = POLICY.replacen(r#"identities = ["alice"]"#, r#"identities = ["app@*"]"#, 1);
+    let env = TestEnv::start(GatewayOptions::new(driver).passthrough().policy(policy))?;
+    env.db.root_sql(&format!(
+        "CREATE TABLE {TEST_DB}.orders (id INT PRIMARY KEY, total INT);
+         INSERT INTO {TEST_DB}.orders VALUES (1, 10), (2, 20), (3, 30);"
+    ))?;
+    let gw = &env.gw;
+    let (user, pw) = (gw.user(), gw.password());
+    let out = mariadb_cli(gw, user, pw, PLAIN, "SELECT COUNT(*) FROM orders;\n")?;
+    ensure!(out.ok && out.stdout.contains('3'), "{out}");
+    let out = mariadb_cli(gw, user, pw, PLAIN, "DELETE FROM orders WHERE id = 1;\n")?;
+    ensure!(
+        !out.ok && out.stderr.contains("analytics-agent"),
+        "app@127.0.0.1 has the read-only role: {out}"
+    );
+    ensure!(orders(&env)? == ALL_ROWS, "{}", orders(&env)?);
+    Ok(())
+}
+
+both_drivers!(
+    read_only_identity_cli,
+    operator_identity,
+    policy_reloads,
+    passthrough_accounts_match_roles,
+);
