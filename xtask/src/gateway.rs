@@ -247,8 +247,13 @@ mod tests {
             passthrough: false,
             tls: None,
             upstream_ca: None,
+            policy: Some(Path::new("/p/bench-policy.toml")),
         };
         let config: toml::Table = setup.to_toml().parse().unwrap();
+        assert_eq!(
+            config["policy"]["paths"][0].as_str(),
+            Some("/p/bench-policy.toml")
+        );
         let identity = &config["identity"].as_array().unwrap()[0];
         assert_eq!(identity["secret"].as_str(), Some("x\"y"));
         assert_eq!(
@@ -278,6 +283,7 @@ mod tests {
             passthrough: true,
             tls: Some(ListenerTls { cert, key }),
             upstream_ca: Some(Path::new("/c/ca.pem")),
+            policy: None,
         };
         let config: toml::Table = setup.to_toml().parse().unwrap();
         let listener = &config["listener"][0];
@@ -286,7 +292,7 @@ mod tests {
         assert_eq!(listener["tls"]["key"].as_str(), Some("/c/key.pem"));
         let target = &config["target"][0];
         assert!(target.get("user").is_none() && target.get("password_env").is_none());
-        assert!(config.get("identity").is_none());
+        assert!(config.get("identity").is_none() && config.get("policy").is_none());
         assert_eq!(target["tls"]["mode"].as_str(), Some("required"));
         assert_eq!(target["tls"]["ca"].as_str(), Some("/c/ca.pem"));
         assert_eq!(config["io"]["mode"].as_str(), Some("uring"));
