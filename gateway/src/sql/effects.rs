@@ -45,6 +45,11 @@ pub fn session_effects(
         database: None,
         mode: ModeEffect::Unchanged,
     };
+    // This runs for every COM_QUERY: a statement can only start with USE or SET if those
+    // letters are there at all, so most queries are done after one byte scan, without lexing.
+    if !contains_word_letters(sql, b"use") && !contains_word_letters(sql, b"set") {
+        return effects;
+    }
     let Ok(statements) = split(sql, mode) else {
         // The server will not make sense of it either; nothing to follow, but be safe.
         effects.mode = ModeEffect::Unknown;
@@ -89,6 +94,12 @@ pub fn session_effects(
         }
     }
     effects
+}
+
+/// Whether `needle` (lower-case ASCII) occurs in `sql`, in any case.
+fn contains_word_letters(sql: &[u8], needle: &[u8]) -> bool {
+    sql.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Whether the first token of a statement is `USE` or `SET` (also inside an executable comment:
