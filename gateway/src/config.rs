@@ -48,6 +48,131 @@ pub struct Config {
     /// Statement policy. Absent: every statement the wire layer understands is allowed
     /// (logged as a warning at startup).
     pub policy: Option<PolicyConfig>,
+    /// Session recording (the audit log). Absent: sessions are not recorded (logged as a
+    /// warning at startup).
+    pub recording: Option<RecordingConfig>,
+}
+
+/// `[recording]`: where and how every session is recorded (see `docs/audit-log.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// The audit log's directory (relative to the configuration file). Keep it outside
+    /// MySQL's datadir and on a file system the database does not fill.
+    pub dir: PathBuf,
+    /// `batched` (default): a record is durable within `commit_interval_ms`. `strict`: a
+    /// statement is forwarded only once its record is on disk (fsync).
+    #[serde(default)]
+    pub durability: Durability,
+    /// Group commit: how often the writer fsyncs, in milliseconds.
+    #[serde(default = "RecordingConfig::default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// A segment is closed and a new one started beyond this size, in MiB.
+    #[serde(default = "RecordingConfig::default_segment_size_mb")]
+    pub segment_size_mb: u64,
+    /// Segments older than this many days are removed (0: keep everything).
+    #[serde(default)]
+    pub retain_days: u64,
+    /// Events the queue between sessions and the writer holds; when full, sessions wait.
+    #[serde(default = "RecordingConfig::default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// What is kept of result rows by default: `none`, `hash` (a BLAKE3 of the rows as the
+    /// client received them; default) or `rows` (the rows themselves, as sent).
+    #[serde(default)]
+    pub capture: Capture,
+    /// Rows captured per statement with `capture = "rows"`, at most (bytes); the hash still
+    /// covers every row.
+    #[serde(default = "RecordingConfig::default_capture_max_bytes")]
+    pub capture_max_bytes: usize,
+    /// Per-session overrides of `capture`, first match wins.
+    #[serde(default, rename = "capture_rule")]
+    pub capture_rules: Vec<CaptureRule>,
+}
+
+impl RecordingConfig {
+    fn default_commit_interval_ms() -> u64 {
+        10
+    }
+    fn default_segment_size_mb() -> u64 {
+        64
+    }
+    fn default_queue_capacity() -> usize {
+        64 * 1024
+    }
+    fn default_capture_max_bytes() -> usize {
+        1 << 20
+    }
+    /// The group-commit interval.
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.commit_interval_ms.max(1))
+    }
+    /// A configuration with every default, writing to `dir`.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> RecordingConfig {
+        RecordingConfig {
+            dir: dir.into(),
+            durability: Durability::default(),
+            commit_interval_ms: Self::default_commit_interval_ms(),
+            segment_size_mb: Self::default_segment_size_mb(),
+            retain_days: 0,
+            queue_capacity: Self::default_queue_capacity(),
+            capture: Capture::default(),
+            capture_max_bytes: Self::default_capture_max_bytes(),
+            capture_rules: Vec::new(),
+        }
+    }
+    /// The capture mode for a session.
+    pub fn capture_for(&self, target: &str, identity: &str, groups: &[String], roles: &[String]) -> Capture {
+        self.capture_rules
+            .iter()
+            .find(|r| {
+                r.target.as_deref().is_none_or(|t| t == target)
+                    && r.identity.as_deref().is_none_or(|i| i == identity)
+                    && r.group.as_deref().is_none_or(|g| groups.iter().any(|x| x == g))
+                    && r.role.as_deref().is_none_or(|g| roles.iter().any(|x| x == g))
+            })
+            .map_or(self.capture, |r| r.capture)
+    }
+}
+
+/// When a record counts as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Durable within the group-commit interval.
+    #[default]
+    Batched,
+    /// A statement waits for its record's fsync before it is forwarded.
+    Strict,
+}
+
+/// What is kept of result rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capture {
+    /// Counters only.
+    None,
+    /// Counters and a BLAKE3 hash of the rows as the client received them.
+    #[default]
+    Hash,
+    /// Counters, the hash, and the rows themselves (as sent to the client, i.e. masked).
+    Rows,
+}
+
+/// `[[recording.capture_rule]]`: a capture mode for the sessions it matches (every given key
+/// must match).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRule {
+    /// Target name.
+    pub target: Option<String>,
+    /// Identity name.
+    pub identity: Option<String>,
+    /// A group of the identity.
+    pub group: Option<String>,
+    /// A policy role of the identity.
+    pub role: Option<String>,
+    /// The mode.
+    pub capture: Capture,
 }
 
 /// `[policy]`: the policy files every session is decided by.
@@ -390,6 +515,9 @@ impl Config {
         if let Some(policy) = &mut self.policy {
             policy.paths.iter_mut().for_each(fix);
         }
+        if let Some(recording) = &mut self.recording {
+            fix(&mut recording.dir);
+        }
         for t in &mut self.targets {
             if let Some(p) = &mut t.password_file {
                 fix(p);
@@ -696,6 +824,51 @@ impl Config {
                     LimitsConfig::MAX_PACKET_SIZE
                 ),
             );
+        }
+
+        // Recording.
+        if let Some(r) = &self.recording {
+            let at = |key: &'static str| [k("recording"), k(key)];
+            if r.dir.as_os_str().is_empty() {
+                v.push(&at("dir"), "recording.dir is empty; expected the audit log's directory");
+            }
+            if !(1..=60_000).contains(&r.commit_interval_ms) {
+                v.push(
+                    &at("commit_interval_ms"),
+                    format!(
+                        "recording.commit_interval_ms = {}; expected milliseconds between 1 and 60000",
+                        r.commit_interval_ms
+                    ),
+                );
+            }
+            if !(1..=4096).contains(&r.segment_size_mb) {
+                v.push(
+                    &at("segment_size_mb"),
+                    format!(
+                        "recording.segment_size_mb = {}; expected MiB between 1 and 4096",
+                        r.segment_size_mb
+                    ),
+                );
+            }
+            if r.queue_capacity < 16 {
+                v.push(
+                    &at("queue_capacity"),
+                    format!(
+                        "recording.queue_capacity = {}; expected at least 16 events",
+                        r.queue_capacity
+                    ),
+                );
+            }
+            for (i, rule) in r.capture_rules.iter().enumerate() {
+                if let Some(t) = &rule.target {
+                    if self.target(t).is_none() {
+                        v.push(
+                            &[k("recording"), k("capture_rule"), I(i), k("target")],
+                            format!("[[recording.capture_rule]]: unknown target {t:?}"),
+                        );
+                    }
+                }
+            }
         }
 
         v.into_inner()

@@ -6,6 +6,12 @@
 //! echo -n 'password' | gatehouse hash-secret [--native]
 //! gatehouse policy check FILE…
 //! gatehouse policy explain --policy FILE… --identity NAME [--group G…] [--target T] [--db DB] SQL
+//! gatehouse status --config gatehouse.toml
+//! gatehouse audit verify [DIR | --config FILE]
+//! gatehouse audit export [--dir DIR | --config FILE] [--format jsonl] [--since 2h] [--output FILE]
+//! gatehouse sessions list [--dir DIR | --config FILE] [--identity X] [--target T] [--since 2h] [--statement-kind write]
+//! gatehouse sessions show ID [--dir DIR | --config FILE]
+//! gatehouse replay ID --config FILE --against TARGET [--allow-writes]
 //! ```
 //!
 //! Exit status: 0 on success, 1 on any error (every error is printed to stderr first).
@@ -78,6 +84,128 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Show the state of a running gateway's recorder (from the audit directory's status
+    /// file): healthy or failing and why, records written and on disk, queue depth.
+    Status {
+        /// The gateway's configuration file (its `[recording] dir`).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// The audit log: verify it, export it.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Recorded sessions: list them, show one as a timeline.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Re-execute a recorded session's statements against a target (e.g. staging) and compare
+    /// result hashes statement by statement. Read-only statements only, unless --allow-writes.
+    Replay(ReplayArgs),
+}
+
+/// Where the audit log is: a directory, or a configuration's `[recording] dir`.
+#[derive(Debug, Args)]
+struct LogLocation {
+    /// The audit log directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    dir: Option<PathBuf>,
+    /// A configuration file whose `[recording] dir` is the audit log.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check every record's CRC and the whole hash chain, across segments; report the first
+    /// broken or missing record precisely. Exit status 0: intact; 1: broken or unreadable.
+    Verify {
+        /// The audit log directory (or use --config).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// A configuration file whose `[recording] dir` is the audit log.
+        #[arg(short, long, value_name = "FILE", conflicts_with = "dir")]
+        config: Option<PathBuf>,
+    },
+    /// Export records as one JSON object per line (for a SIEM).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    log: LogLocation,
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "jsonl")]
+    format: String,
+    /// Only records at most this old (`2h`, `30m`, `7d`) or since this RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Write to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// List recorded sessions, newest first.
+    List(SessionsListArgs),
+    /// Show one session as a readable timeline.
+    Show {
+        /// The session id.
+        id: u64,
+        #[command(flatten)]
+        log: LogLocation,
+        /// One JSON object per record instead of the timeline.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SessionsListArgs {
+    #[command(flatten)]
+    log: LogLocation,
+    /// Only sessions of this identity.
+    #[arg(long, value_name = "NAME")]
+    identity: Option<String>,
+    /// Only sessions to this target.
+    #[arg(long, value_name = "TARGET")]
+    target: Option<String>,
+    /// Only sessions started at most this long ago (`2h`, `30m`, `7d`) or since this RFC 3339
+    /// time.
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Only sessions that ran a statement of this kind (read, write, ddl, admin, session,
+    /// transaction, other).
+    #[arg(long, value_name = "KIND")]
+    statement_kind: Option<String>,
+    /// At most this many sessions.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// One JSON object per session.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The session id.
+    id: u64,
+    /// The gateway configuration: its targets (address, credential, TLS) and `[recording] dir`.
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// The target to replay against (a `[[target]]` name).
+    #[arg(long, value_name = "TARGET")]
+    against: String,
+    /// Also replay statements that write (by default they are skipped).
+    #[arg(long)]
+    allow_writes: bool,
+    /// The audit log directory, if not the configuration's.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +271,97 @@ fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Explain(args),
         } => policy_explain(&args),
+        Command::Status { config } => match recording_config(&config) {
+            Ok(rec) => gatehouse::record::query::main_status(&rec.dir),
+            Err(code) => code,
+        },
+        Command::Audit {
+            command: AuditCommand::Verify { dir, config },
+        } => match log_dir(&LogLocation { dir, config }) {
+            Ok(dir) => gatehouse::record::verify::main_verify(&dir),
+            Err(code) => code,
+        },
+        Command::Audit {
+            command: AuditCommand::Export(a),
+        } => match log_dir(&a.log) {
+            Ok(dir) => gatehouse::record::query::main_export(
+                &dir,
+                &a.format,
+                a.since.as_deref(),
+                a.output.as_deref(),
+            ),
+            Err(code) => code,
+        },
+        Command::Sessions {
+            command: SessionsCommand::List(a),
+        } => match log_dir(&a.log) {
+            Ok(dir) => gatehouse::record::query::main_list(
+                &dir,
+                &gatehouse::record::query::ListFilter {
+                    identity: a.identity,
+                    target: a.target,
+                    since: a.since,
+                    statement_kind: a.statement_kind,
+                    limit: a.limit,
+                },
+                a.json,
+            ),
+            Err(code) => code,
+        },
+        Command::Sessions {
+            command: SessionsCommand::Show { id, log, json },
+        } => match log_dir(&log) {
+            Ok(dir) => gatehouse::record::query::main_show(&dir, id, json),
+            Err(code) => code,
+        },
+        Command::Replay(a) => {
+            let config = match Config::load_all(&a.config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    print_errors(&a.config, &errors);
+                    return ExitCode::FAILURE;
+                }
+            };
+            let dir = match (&a.dir, &config.recording) {
+                (Some(d), _) => d.clone(),
+                (None, Some(r)) => r.dir.clone(),
+                (None, None) => {
+                    eprintln!(
+                        "gatehouse: {} has no [recording] section; pass --dir",
+                        a.config.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            gatehouse::record::replay::main_replay(&config, &dir, a.id, &a.against, a.allow_writes)
+        }
+    }
+}
+
+/// The `[recording]` section of a configuration file (errors printed).
+fn recording_config(path: &Path) -> Result<gatehouse::config::RecordingConfig, ExitCode> {
+    let config = Config::load_all(path).map_err(|errors| {
+        print_errors(path, &errors);
+        ExitCode::FAILURE
+    })?;
+    config.recording.ok_or_else(|| {
+        eprintln!(
+            "gatehouse: {} has no [recording] section (sessions are not recorded)",
+            path.display()
+        );
+        ExitCode::FAILURE
+    })
+}
+
+/// The audit log directory named by `--dir` or a configuration (errors printed).
+fn log_dir(at: &LogLocation) -> Result<PathBuf, ExitCode> {
+    match (&at.dir, &at.config) {
+        (Some(dir), _) => Ok(dir.clone()),
+        (None, Some(config)) => recording_config(config).map(|r| r.dir),
+        (None, None) => {
+            eprintln!("gatehouse: name the audit log with --dir DIR or --config FILE");
+            Err(ExitCode::FAILURE)
+        }
     }
 }
 

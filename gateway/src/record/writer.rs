@@ -1,0 +1,1 @@
+//! The writer thread (being written).
