@@ -379,6 +379,7 @@ pub mod session {
             rows: Arc::new(PassThrough),
             registry: Default::default(),
             events: Arc::new(gatehouse::session::phases::DiscardEvents),
+            recording: None,
         })
     }
 

@@ -121,14 +121,24 @@ impl RecordingConfig {
         }
     }
     /// The capture mode for a session.
-    pub fn capture_for(&self, target: &str, identity: &str, groups: &[String], roles: &[String]) -> Capture {
+    pub fn capture_for(
+        &self,
+        target: &str,
+        identity: &str,
+        groups: &[String],
+        roles: &[String],
+    ) -> Capture {
         self.capture_rules
             .iter()
             .find(|r| {
                 r.target.as_deref().is_none_or(|t| t == target)
                     && r.identity.as_deref().is_none_or(|i| i == identity)
-                    && r.group.as_deref().is_none_or(|g| groups.iter().any(|x| x == g))
-                    && r.role.as_deref().is_none_or(|g| roles.iter().any(|x| x == g))
+                    && r.group
+                        .as_deref()
+                        .is_none_or(|g| groups.iter().any(|x| x == g))
+                    && r.role
+                        .as_deref()
+                        .is_none_or(|g| roles.iter().any(|x| x == g))
             })
             .map_or(self.capture, |r| r.capture)
     }
@@ -830,7 +840,10 @@ impl Config {
         if let Some(r) = &self.recording {
             let at = |key: &'static str| [k("recording"), k(key)];
             if r.dir.as_os_str().is_empty() {
-                v.push(&at("dir"), "recording.dir is empty; expected the audit log's directory");
+                v.push(
+                    &at("dir"),
+                    "recording.dir is empty; expected the audit log's directory",
+                );
             }
             if !(1..=60_000).contains(&r.commit_interval_ms) {
                 v.push(

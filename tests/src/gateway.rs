@@ -90,6 +90,9 @@ pub struct GatewayOptions {
     pub passthrough: bool,
     /// A statement policy (TOML text of one policy file; the target is named `db`).
     pub policy: Option<String>,
+    /// Record sessions: the body of the `[recording]` table (`dir` is added: the audit log
+    /// goes to `<scratch>/audit` unless the body sets `dir`).
+    pub recording: Option<String>,
 }
 
 impl GatewayOptions {
@@ -104,7 +107,13 @@ impl GatewayOptions {
             upstream_tls_ca: None,
             passthrough: false,
             policy: None,
+            recording: None,
         }
+    }
+    /// Records sessions with these `[recording]` settings (TOML lines; may be empty).
+    pub fn recording(mut self, body: impl Into<String>) -> Self {
+        self.recording = Some(body.into());
+        self
     }
     /// Decides every statement by this policy (the text of one policy file; the target is
     /// named `db`, the identities are `alice` in group `dev` and `bob` in group `ops`).
@@ -182,6 +191,8 @@ pub struct Gateway {
     driver: IoMode,
     events: Arc<CollectEvents>,
     policy_file: Option<PathBuf>,
+    config_file: Option<PathBuf>,
+    recording: bool,
 }
 
 /// Keeps every session event the gateway emits (what the recorder will receive).
@@ -237,7 +248,8 @@ impl Gateway {
             tls.as_ref(),
             policy_file.as_deref(),
         )?;
-        std::fs::write(dir.join("gatehouse.toml"), &text)?;
+        let config_file = dir.join("gatehouse.toml");
+        std::fs::write(&config_file, &text)?;
         let config = Config::from_toml(&text, "test")
             .map_err(|e| anyhow::anyhow!("test config rejected: {e}\n{text}"))?;
         let events = Arc::new(CollectEvents::default());
@@ -276,7 +288,29 @@ impl Gateway {
             driver: opts.driver,
             events,
             policy_file,
+            config_file: Some(config_file),
+            recording: opts.recording.is_some(),
         })
+    }
+
+    /// The audit log directory (with [`GatewayOptions::recording`] and no `dir` of its own).
+    pub fn audit_dir(&self) -> Option<PathBuf> {
+        self.config_file
+            .as_ref()
+            .map(|c| c.with_file_name("audit"))
+            .filter(|_| self.recording)
+    }
+
+    /// The configuration file the gateway was started with.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.as_deref()
+    }
+
+    /// Stops the gateway now (closing every session and the recorder), as SIGTERM would.
+    pub fn stop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown();
+        }
     }
 
     /// The policy file the gateway watches (with [`GatewayOptions::policy`]).
@@ -344,6 +378,8 @@ impl Gateway {
             driver: opts.driver,
             events: Arc::default(),
             policy_file: None,
+            config_file: None,
+            recording: false,
         })
     }
 
@@ -503,6 +539,14 @@ fn config_toml(
             "\n[policy]\npaths = [{}]",
             toml_str(&path.display().to_string())
         )?;
+    }
+    if let Some(body) = &opts.recording {
+        writeln!(t, "\n[recording]")?;
+        if !body.lines().any(|l| l.trim_start().starts_with("dir")) {
+            let dir = password_file.with_file_name("audit");
+            writeln!(t, "dir = {}", toml_str(&dir.display().to_string()))?;
+        }
+        writeln!(t, "{body}")?;
     }
     Ok(t)
 }

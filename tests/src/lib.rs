@@ -3,6 +3,7 @@
 //! drive real clients ([`clients`]) and a raw protocol client for the fault tests ([`proto`]).
 //! Shared by the tests under `tests/tests/` and by `cargo xtask bench`.
 
+pub mod bin;
 pub mod clients;
 pub mod gateway;
 pub mod mariadb;

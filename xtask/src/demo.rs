@@ -80,6 +80,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         tls: None,
         upstream_ca: None,
         policy: None,
+        recording: None,
     }
     .write(&config)?;
 

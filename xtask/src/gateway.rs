@@ -115,6 +115,9 @@ pub struct GatewaySetup<'a> {
     pub upstream_ca: Option<&'a Path>,
     /// `[policy] paths`: one policy file; `None`: no policy (everything allowed).
     pub policy: Option<&'a Path>,
+    /// `[recording]`: the audit log directory and durability (`batched` or `strict`);
+    /// `None`: sessions are not recorded.
+    pub recording: Option<(&'a Path, &'a str)>,
 }
 
 /// The PEM files of a listener's TLS.
@@ -194,6 +197,13 @@ impl GatewaySetup<'_> {
                 q(&policy.display().to_string())
             ));
         }
+        if let Some((dir, durability)) = self.recording {
+            out.push_str(&format!(
+                "\n[recording]\ndir = {}\ndurability = {}\n",
+                q(&dir.display().to_string()),
+                q(durability)
+            ));
+        }
         out
     }
 
@@ -248,12 +258,15 @@ mod tests {
             tls: None,
             upstream_ca: None,
             policy: Some(Path::new("/p/bench-policy.toml")),
+            recording: Some((Path::new("/p/audit"), "strict")),
         };
         let config: toml::Table = setup.to_toml().parse().unwrap();
         assert_eq!(
             config["policy"]["paths"][0].as_str(),
             Some("/p/bench-policy.toml")
         );
+        assert_eq!(config["recording"]["dir"].as_str(), Some("/p/audit"));
+        assert_eq!(config["recording"]["durability"].as_str(), Some("strict"));
         let identity = &config["identity"].as_array().unwrap()[0];
         assert_eq!(identity["secret"].as_str(), Some("x\"y"));
         assert_eq!(
@@ -284,6 +297,7 @@ mod tests {
             tls: Some(ListenerTls { cert, key }),
             upstream_ca: Some(Path::new("/c/ca.pem")),
             policy: None,
+            recording: None,
         };
         let config: toml::Table = setup.to_toml().parse().unwrap();
         let listener = &config["listener"][0];

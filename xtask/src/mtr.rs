@@ -1054,6 +1054,7 @@ fn start_gateway(
         }),
         upstream_ca: tls_from.as_ref().map(|_| ca.as_path()),
         policy: None,
+        recording: None,
     }
     .write(&config)?;
     let mut cmd = gateway::serve_command(bin, &config, Some(driver.name()), "");

@@ -24,7 +24,20 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use crate::session::{Event, Peer, Session, SessionConfig};
+use crate::record::event::{EntryKind, Payload, ResultEntry, SessionEnd, SessionStart};
+use crate::record::{wall_ns, Entry, Recorder};
+use crate::session::{CloseReason, Event, Peer, Session, SessionConfig};
+
+/// Where a listener's sessions are recorded.
+#[derive(Clone)]
+pub(crate) struct RecordTo {
+    /// The recorder.
+    pub(crate) recorder: Recorder,
+    /// `durability = "strict"`: nothing goes upstream before its statement record is on disk.
+    pub(crate) strict: bool,
+    /// The listener's name (for `session_start`).
+    pub(crate) listener: Arc<str>,
+}
 
 /// A connected TCP socket with owned-buffer I/O (what io_uring needs; epoll adapts).
 pub(crate) trait Stream: Sized + 'static {
@@ -75,6 +88,20 @@ struct Conn<R: Runtime> {
     done: Cell<bool>,
     upstream: SocketAddr,
     connect_timeout: Duration,
+    peer: SocketAddr,
+    record: Option<RecordTo>,
+    /// Totals for `session_end`.
+    totals: Cell<Totals>,
+    /// Statement records being made durable (strict): nothing is written upstream meanwhile.
+    holding_upstream: Cell<u32>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    statements: u64,
+    refused: u64,
+    rows: u64,
+    bytes: u64,
 }
 
 /// Serves one accepted client connection until the session ends.
@@ -84,6 +111,7 @@ pub(crate) async fn serve<R: Runtime>(
     cfg: Arc<SessionConfig>,
     upstream: SocketAddr,
     id: u64,
+    record: Option<RecordTo>,
 ) {
     let random: [u8; 20] = rand::random();
     let connect_timeout = cfg.limits.connect_timeout();
@@ -99,6 +127,10 @@ pub(crate) async fn serve<R: Runtime>(
         done: Cell::new(false),
         upstream,
         connect_timeout,
+        peer,
+        record,
+        totals: Cell::new(Totals::default()),
+        holding_upstream: Cell::new(0),
     });
     R::spawn(timer_task(conn.clone()));
     after_input(&conn).await;
@@ -239,6 +271,9 @@ async fn after_input<R: Runtime>(conn: &Rc<Conn<R>>) {
             let session = conn.session.borrow();
             session.config().events.on_event(session.id(), &event);
         }
+        if conn.record.is_some() {
+            record(conn, &event).await;
+        }
         match event {
             Event::ConnectUpstream => R::spawn(connect_task(conn.clone())),
             Event::Closed(reason) => debug!(?reason, "session closed"),
@@ -248,7 +283,10 @@ async fn after_input<R: Runtime>(conn: &Rc<Conn<R>>) {
                 ..
             } => info!(identity = %identity.name, upstream_connection_id, "session started"),
             Event::Command(record) => debug!(command = %record.command, "command done"),
-            Event::ApprovalRequested { request_id } => debug!(request_id, "approval requested"),
+            Event::ApprovalRequested { request_id, .. } => {
+                debug!(request_id, "approval requested")
+            }
+            Event::Statement(..) => {}
         }
     }
     flush(conn, Peer::Client).await;
@@ -274,6 +312,11 @@ async fn after_input<R: Runtime>(conn: &Rc<Conn<R>>) {
 }
 
 async fn flush<R: Runtime>(conn: &Rc<Conn<R>>, to: Peer) {
+    if to == Peer::Server && conn.holding_upstream.get() > 0 {
+        // Strict recording: a statement record is being made durable; whoever waits for it
+        // flushes afterwards.
+        return;
+    }
     let server = match to {
         Peer::Client => None,
         Peer::Server => match conn.server.borrow().clone() {
@@ -321,5 +364,138 @@ async fn flush<R: Runtime>(conn: &Rc<Conn<R>>, to: Peer) {
             conn.session.borrow_mut().poll_transmit(to, &mut sink);
             return;
         }
+    }
+}
+
+/// Hands one session event to the recorder: waits while its queue is full (back-pressure,
+/// never a lost record) and, in strict mode, until an allowed statement's record is on disk.
+async fn record<R: Runtime>(conn: &Rc<Conn<R>>, event: &Event) {
+    let Some(to) = &conn.record else { return };
+    let session = conn.session.borrow().id();
+    let mut totals = conn.totals.get();
+    let (entry, durable) = match event {
+        Event::ConnectUpstream => return,
+        Event::Authenticated {
+            identity,
+            auth,
+            change_user,
+            upstream_connection_id,
+            tls,
+        } => (
+            Entry::ready(
+                crate::record::now_ns(),
+                Payload::SessionStart(SessionStart {
+                    session,
+                    identity: identity.name.clone(),
+                    groups: identity.groups.clone(),
+                    auth: auth.clone(),
+                    client: conn.peer.to_string(),
+                    original_dst: None,
+                    listener: to.listener.to_string(),
+                    target: conn.session.borrow().config().target_name.clone(),
+                    tls: tls.clone(),
+                    upstream_connection_id: *upstream_connection_id,
+                    change_user: *change_user,
+                }),
+            ),
+            false,
+        ),
+        Event::Statement(at, statement) => {
+            totals.statements += 1;
+            if statement.decision == "refuse" {
+                totals.refused += 1;
+            }
+            let durable = to.strict && statement.decision == "allow";
+            (
+                Entry {
+                    time_ns: wall_ns(*at),
+                    what: EntryKind::Statement(statement.clone()),
+                },
+                durable,
+            )
+        }
+        Event::Command(r) if r.refused_by_gate => return,
+        Event::Command(r) => {
+            totals.rows += r.outcome.rows;
+            totals.bytes += r.response_bytes;
+            if r.refused.is_some() {
+                totals.refused += 1;
+            }
+            let result = ResultEntry {
+                session,
+                n: r.n,
+                forwarded_ns: wall_ns(r.forwarded.unwrap_or(r.received)),
+                first_byte_ns: r.first_byte.map(wall_ns),
+                done_ns: wall_ns(r.finished),
+                rows: r.outcome.rows,
+                result_sets: r.outcome.result_sets,
+                bytes: r.response_bytes,
+                affected_rows: r.outcome.affected_rows,
+                warnings: r.outcome.warnings,
+                error: r.outcome.error.or(r.refused),
+                prepared_stmt_id: r.outcome.prepared.map(|(id, _)| id),
+                result_hash: r.result_hash,
+                rows_captured: r.captured.clone(),
+                capture_truncated: r.capture_truncated,
+            };
+            (
+                Entry {
+                    time_ns: wall_ns(r.finished),
+                    what: EntryKind::Result(Box::new(result)),
+                },
+                false,
+            )
+        }
+        Event::ApprovalRequested { request_id, n } => (
+            Entry::ready(
+                crate::record::now_ns(),
+                Payload::Approval(crate::record::event::Approval {
+                    session,
+                    n: *n,
+                    request_id: *request_id,
+                }),
+            ),
+            false,
+        ),
+        Event::Closed(reason) => {
+            let (reason, detail) = close_reason(reason);
+            (
+                Entry::ready(
+                    crate::record::now_ns(),
+                    Payload::SessionEnd(SessionEnd {
+                        session,
+                        reason: reason.into(),
+                        detail,
+                        statements: totals.statements,
+                        refused: totals.refused,
+                        rows: totals.rows,
+                        bytes: totals.bytes,
+                    }),
+                ),
+                false,
+            )
+        }
+    };
+    conn.totals.set(totals);
+    if durable {
+        conn.holding_upstream.set(conn.holding_upstream.get() + 1);
+        to.recorder.record_durable(entry).await;
+        conn.holding_upstream.set(conn.holding_upstream.get() - 1);
+    } else if let Err(entry) = to.recorder.try_record(entry) {
+        to.recorder.record(entry).await;
+    }
+}
+
+/// `session_end`'s reason and detail.
+fn close_reason(reason: &CloseReason) -> (&'static str, Option<String>) {
+    match reason {
+        CloseReason::ClientQuit => ("client_quit", None),
+        CloseReason::ClientGone => ("client_gone", None),
+        CloseReason::UpstreamGone => ("upstream_gone", None),
+        CloseReason::UpstreamUnavailable(why) => ("upstream_unavailable", Some(why.clone())),
+        CloseReason::AuthFailed => ("auth_failed", None),
+        CloseReason::Timeout(what) => ("timeout", Some((*what).to_owned())),
+        CloseReason::ProtocolError(why) => ("protocol_error", Some(why.clone())),
+        CloseReason::UpstreamProtocolError(why) => ("upstream_protocol_error", Some(why.clone())),
     }
 }

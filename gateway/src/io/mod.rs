@@ -22,10 +22,13 @@ use tracing::{info, warn};
 
 use crate::auth::IdentityStore;
 use crate::config::{Config, IoMode, ListenerConfig, TargetConfig, UpstreamTlsMode};
+use crate::record::Recorder;
 use crate::session::kill::SessionRegistry;
 use crate::session::phases::{AllowAll, CommandGate, PassThrough};
+use crate::session::phases::{CommandContext, Decision, Recording};
 use crate::session::phases::{DiscardEvents, EventSink};
 use crate::session::{AuthMode, SessionConfig, TargetInfo};
+use crate::wire::command::CommandPacket;
 use crate::wire::frame::{parse_packet, write_packet_with};
 use crate::wire::handshake::parse_handshake_v10;
 use crate::wire::response::encode_gateway_err;
@@ -67,6 +70,7 @@ pub(crate) struct ListenerShared {
     connections: Arc<AtomicUsize>,
     max_connections: usize,
     next_id: Arc<AtomicU64>,
+    record: Option<conn::RecordTo>,
 }
 
 /// A running gateway: its listeners and worker threads.
@@ -75,6 +79,7 @@ pub struct ServerHandle {
     driver: Driver,
     shutdown: tokio::sync::watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
+    recorder: Option<Recorder>,
 }
 
 /// Starts the gateway in background threads; returns once every listener is bound.
@@ -111,10 +116,38 @@ pub fn start_with_events(
     };
     let identities =
         Arc::new(IdentityStore::from_config(&config.identities).map_err(StartError::Config)?);
-    let gate = command_gate(&config)?;
+    let (gate, policy) = command_gate(&config)?;
+    let recorder = open_recorder(&config)?;
+    let (gate, recording) = match (&recorder, &config.recording) {
+        (Some(recorder), Some(settings)) => {
+            let gate: Arc<dyn CommandGate> = Arc::new(RecordingGate {
+                inner: gate,
+                recorder: recorder.clone(),
+            });
+            let roles = policy.map(|p| {
+                Box::new(move |identity: &crate::auth::Identity| {
+                    let policy = p.policy();
+                    let set = policy.roles_of(&identity.name, &identity.groups);
+                    policy
+                        .role_names_of(&set)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect()
+                }) as crate::session::phases::RolesOf
+            });
+            let recording = Arc::new(Recording {
+                config: settings.clone(),
+                roles,
+            });
+            (gate, Some(recording))
+        }
+        _ => (gate, None),
+    };
     let registry = Arc::new(SessionRegistry::default());
     let connections = Arc::new(AtomicUsize::new(0));
-    let next_id = Arc::new(AtomicU64::new(1));
+    // Session ids are unique within the audit log: new ones number after the last recorded.
+    let first_id = recorder.as_ref().map_or(0, Recorder::last_session_id) + 1;
+    let next_id = Arc::new(AtomicU64::new(first_id));
 
     // Bind every listener once per worker (SO_REUSEPORT), all on the same port.
     let mut per_worker: Vec<Vec<(std::net::TcpListener, ListenerShared)>> =
@@ -136,11 +169,20 @@ pub fn start_with_events(
                 registry.clone(),
                 events.clone(),
                 gate.clone(),
+                recording.clone(),
             )?),
             upstream: resolve(&target.address).map_err(StartError::Config)?,
             connections: connections.clone(),
             max_connections: config.limits.max_connections,
             next_id: next_id.clone(),
+            record: recorder.as_ref().map(|r| conn::RecordTo {
+                recorder: r.clone(),
+                strict: config
+                    .recording
+                    .as_ref()
+                    .is_some_and(|c| c.durability == crate::config::Durability::Strict),
+                listener: Arc::from(l.name.as_str()),
+            }),
         };
         learn_target(&shared, &config);
         let mut addr = l.address;
@@ -179,6 +221,7 @@ pub fn start_with_events(
         driver,
         shutdown,
         workers,
+        recorder,
     })
 }
 
@@ -198,6 +241,9 @@ impl ServerHandle {
         let _ = self.shutdown.send(true);
         for w in self.workers {
             let _ = w.join();
+        }
+        if let Some(recorder) = self.recorder {
+            recorder.close();
         }
     }
 
@@ -249,9 +295,10 @@ pub(crate) fn accept<R: conn::Runtime>(
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let cfg = shared.session.clone();
     let upstream = shared.upstream;
+    let record = shared.record.clone();
     R::spawn(async move {
         let _guard = guard;
-        conn::serve::<R>(stream, peer, cfg, upstream, id).await;
+        conn::serve::<R>(stream, peer, cfg, upstream, id, record).await;
     });
 }
 
@@ -287,6 +334,7 @@ fn resolve(address: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("target address {address:?} resolves to nothing"))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn session_config(
     config: &Config,
     listener: &ListenerConfig,
@@ -295,6 +343,7 @@ fn session_config(
     registry: Arc<SessionRegistry>,
     events: Arc<dyn EventSink>,
     gate: Arc<dyn CommandGate>,
+    recording: Option<Arc<Recording>>,
 ) -> Result<SessionConfig, StartError> {
     let client_tls = match &listener.tls {
         None => None,
@@ -373,15 +422,89 @@ fn session_config(
         rows: Arc::new(PassThrough),
         registry,
         events,
+        recording,
     })
 }
 
+/// The audit log, when `[recording]` is configured.
+fn open_recorder(config: &Config) -> Result<Option<Recorder>, StartError> {
+    let Some(settings) = &config.recording else {
+        warn!("no [recording] configured: sessions are not recorded");
+        return Ok(None);
+    };
+    // The session index (for `sessions list|show`) follows the log on a thread of its own;
+    // it is derived data, so it never holds recording up or stops it.
+    let index = crate::record::index::SessionIndex::for_recorder(&settings.dir);
+    let recorder = Recorder::open(settings, vec![Box::new(index)])
+        .map_err(|e| StartError::Config(format!("cannot open the audit log: {e}")))?;
+    info!(dir = %settings.dir.display(), durability = ?settings.durability, "recording sessions");
+    Ok(Some(recorder))
+}
+
+/// Fail closed on recording: while the audit log cannot be written, every command that
+/// would run something is refused (and says why); otherwise the inner gate decides.
+struct RecordingGate {
+    inner: Arc<dyn CommandGate>,
+    recorder: Recorder,
+}
+
+impl RecordingGate {
+    fn refusal(&self, command: &CommandPacket<'_>) -> Option<Decision> {
+        if self.recorder.is_healthy() {
+            return None;
+        }
+        // Commands with no response (or nothing to run) stay allowed: refusing them would
+        // answer a client that reads no answer.
+        if matches!(
+            command,
+            CommandPacket::Ping
+                | CommandPacket::StmtClose { .. }
+                | CommandPacket::StmtSendLongData { .. }
+        ) {
+            return None;
+        }
+        let why = match self.recorder.health() {
+            crate::record::Health::Failing { error, .. } => error,
+            crate::record::Health::Ok => return None,
+        };
+        Some(Decision::Refuse {
+            code: ErrorCode {
+                code: 1290,
+                sqlstate: "HY000",
+            },
+            message: format!(
+                "Gatehouse: the audit log cannot be written ({why}); statements are refused \
+                 until recording works again"
+            ),
+        })
+    }
+}
+
+impl CommandGate for RecordingGate {
+    fn decide(&self, ctx: &CommandContext<'_>, command: &CommandPacket<'_>) -> Decision {
+        self.refusal(command)
+            .unwrap_or_else(|| self.inner.decide(ctx, command))
+    }
+
+    fn decide_noted(
+        &self,
+        ctx: &CommandContext<'_>,
+        command: &CommandPacket<'_>,
+        notes: &mut Vec<crate::record::event::RuleNote>,
+    ) -> Decision {
+        self.refusal(command)
+            .unwrap_or_else(|| self.inner.decide_noted(ctx, command, notes))
+    }
+}
+
 /// The statement gate: the configured policy (watched for changes), or, with no `[policy]`,
-/// everything the wire layer understands.
-fn command_gate(config: &Config) -> Result<Arc<dyn CommandGate>, StartError> {
+/// everything the wire layer understands. Also the policy gate itself, when there is one.
+fn command_gate(
+    config: &Config,
+) -> Result<(Arc<dyn CommandGate>, Option<PolicyHandle>), StartError> {
     let Some(policy) = &config.policy else {
         warn!("no [policy] configured: every statement is allowed");
-        return Ok(Arc::new(AllowAll));
+        return Ok((Arc::new(AllowAll), None));
     };
     let gate = crate::policy::PolicyGate::load(&policy.paths).map_err(|errors| {
         StartError::Config(format!(
@@ -397,8 +520,11 @@ fn command_gate(config: &Config) -> Result<Arc<dyn CommandGate>, StartError> {
     info!(version = gate.version(), files = ?policy.paths, "policy loaded");
     crate::policy::spawn_watcher(gate.clone());
     *POLICY.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&gate);
-    Ok(gate)
+    Ok((gate.clone(), Some(gate)))
 }
+
+/// The policy gate, for what needs the policy itself (capture rules naming roles).
+type PolicyHandle = Arc<crate::policy::PolicyGate>;
 
 /// The running policy, for SIGHUP.
 static POLICY: std::sync::Mutex<std::sync::Weak<crate::policy::PolicyGate>> =
@@ -504,6 +630,7 @@ mod tests {
             Arc::default(),
             Arc::new(DiscardEvents),
             Arc::new(AllowAll),
+            None,
         )
     }
 

@@ -363,6 +363,30 @@ impl CommandGate for PolicyGate {
     fn decide(&self, ctx: &CommandContext<'_>, command: &CommandPacket<'_>) -> Decision {
         self.decide_verbose(ctx, command).0
     }
+
+    fn decide_noted(
+        &self,
+        ctx: &CommandContext<'_>,
+        command: &CommandPacket<'_>,
+        notes: &mut Vec<crate::record::event::RuleNote>,
+    ) -> Decision {
+        let (decision, verdicts) = self.decide_verbose(ctx, command);
+        for v in &verdicts {
+            notes.push(crate::record::event::RuleNote {
+                action: v.action.to_string(),
+                rule: v.rule.clone(),
+                role: v.role.clone(),
+                audit: false,
+            });
+            notes.extend(v.audit.iter().map(|hit| crate::record::event::RuleNote {
+                action: hit.action.to_string(),
+                rule: Some(hit.rule.to_string()),
+                role: hit.role.clone(),
+                audit: true,
+            }));
+        }
+        decision
+    }
 }
 
 /// Watches the gate's policy files on a thread of its own, every [`WATCH_INTERVAL`], and

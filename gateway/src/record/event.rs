@@ -322,7 +322,7 @@ pub struct Entry {
 #[derive(Debug)]
 pub enum EntryKind {
     /// Already in payload form (session start and end, approvals, gateway events).
-    Ready(Payload),
+    Ready(Box<Payload>),
     /// A received command (decoding deferred to the writer).
     Statement(Box<StatementEntry>),
     /// A finished response (hex deferred to the writer).
@@ -330,7 +330,7 @@ pub enum EntryKind {
 }
 
 /// A received command, raw.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StatementEntry {
     /// Session id.
     pub session: u64,
@@ -361,7 +361,7 @@ pub struct StatementEntry {
 }
 
 /// COM_STMT_EXECUTE's parameters, undecoded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawParams {
     /// The block after the fixed fields (null bitmap, bound flag, types, values).
     pub block: Vec<u8>,
@@ -413,14 +413,14 @@ impl Entry {
     pub fn ready(time_ns: i64, payload: Payload) -> Entry {
         Entry {
             time_ns,
-            what: EntryKind::Ready(payload),
+            what: EntryKind::Ready(Box::new(payload)),
         }
     }
 
     /// The payload to store (decodes parameters, computes the digest). Runs on the writer.
     pub fn into_payload(self) -> (i64, Payload) {
         let payload = match self.what {
-            EntryKind::Ready(p) => p,
+            EntryKind::Ready(p) => *p,
             EntryKind::Statement(s) => Payload::Statement(s.into_statement(self.time_ns)),
             EntryKind::Result(r) => Payload::Result(r.into_result()),
         };
@@ -514,8 +514,9 @@ pub fn statement_kind(sql: &[u8], mode: crate::sql::Mode) -> &'static str {
     match &word[..] {
         b"SELECT" | b"SHOW" | b"DESCRIBE" | b"DESC" | b"EXPLAIN" | b"WITH" | b"TABLE"
         | b"VALUES" | b"HELP" | b"(" => "read",
-        b"INSERT" | b"UPDATE" | b"DELETE" | b"REPLACE" | b"LOAD" | b"CALL" | b"DO"
-        | b"HANDLER" => "write",
+        b"INSERT" | b"UPDATE" | b"DELETE" | b"REPLACE" | b"LOAD" | b"CALL" | b"DO" | b"HANDLER" => {
+            "write"
+        }
         b"CREATE" | b"ALTER" | b"DROP" | b"RENAME" | b"TRUNCATE" => "ddl",
         b"GRANT" | b"REVOKE" | b"KILL" | b"FLUSH" | b"SHUTDOWN" | b"INSTALL" | b"UNINSTALL"
         | b"ANALYZE" | b"OPTIMIZE" | b"REPAIR" | b"CHECK" | b"RESET" | b"PURGE" | b"CHANGE"
@@ -680,7 +681,10 @@ mod tests {
             bytes: 400,
         });
         let json = serde_json::to_string(&p).unwrap();
-        assert!(json.starts_with(r#"{"type":"session_end","session":7"#), "{json}");
+        assert!(
+            json.starts_with(r#"{"type":"session_end","session":7"#),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<Payload>(&json).unwrap(), p);
     }
 

@@ -24,12 +24,25 @@ pub mod format;
 pub mod index;
 pub mod query;
 mod recorder;
+mod recover;
 pub mod replay;
 pub mod verify;
 mod writer;
 
 pub use event::{Entry, EntryKind, Payload, ResultHasher};
 pub use recorder::{Health, Observer, RecordAt, RecordError, Recorder, RecorderStatus};
+
+/// The wall-clock time of `t` in nanoseconds since the Unix epoch (sessions keep
+/// monotonic [`std::time::Instant`]s; the log keeps wall time).
+pub fn wall_ns(t: std::time::Instant) -> i64 {
+    use std::sync::OnceLock;
+    static ANCHOR: OnceLock<(std::time::Instant, i64)> = OnceLock::new();
+    let (at, ns) = *ANCHOR.get_or_init(|| (std::time::Instant::now(), now_ns()));
+    match t.checked_duration_since(at) {
+        Some(d) => ns + d.as_nanos() as i64,
+        None => ns - at.duration_since(t).as_nanos() as i64,
+    }
+}
 
 /// The current time in nanoseconds since the Unix epoch.
 pub fn now_ns() -> i64 {

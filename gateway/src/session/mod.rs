@@ -184,6 +184,9 @@ pub struct SessionConfig {
     pub registry: Arc<kill::SessionRegistry>,
     /// Where the driver hands every event.
     pub events: Arc<dyn phases::EventSink>,
+    /// Session recording: `None` when sessions are not recorded (no statement events, no
+    /// result hashes).
+    pub recording: Option<Arc<phases::Recording>>,
 }
 
 /// How a session ended.
@@ -226,6 +229,20 @@ pub struct CommandRecord {
     pub finished: Instant,
     /// Bytes sent to the client in the response.
     pub response_bytes: u64,
+    /// The command's number within the session (as in its [`Event::Statement`]).
+    pub n: u64,
+    /// The refusal is the gate's, already carried by the command's [`Event::Statement`].
+    pub refused_by_gate: bool,
+    /// When it was written upstream (`None`: it was not).
+    pub forwarded: Option<Instant>,
+    /// When the first packet of the response arrived.
+    pub first_byte: Option<Instant>,
+    /// BLAKE3 of the rows as the client received them (when recording captures hashes).
+    pub result_hash: Option<[u8; 32]>,
+    /// Row payloads as sent (when recording captures rows).
+    pub captured: Option<Vec<Vec<u8>>>,
+    /// Rows went beyond the capture limit.
+    pub capture_truncated: bool,
 }
 
 /// Something the driver or the recorder must know.
@@ -238,17 +255,28 @@ pub enum Event {
     Authenticated {
         /// Who.
         identity: Identity,
+        /// How: `gateway` (a gateway identity) or `passthrough` (the upstream's own login),
+        /// with the client's auth plugin.
+        auth: String,
+        /// After COM_CHANGE_USER (the session switched identity).
+        change_user: bool,
         /// The upstream's connection id (matches its process list).
         upstream_connection_id: u32,
         /// Client TLS, if any.
         tls: Option<String>,
     },
+    /// A command was received and decided, before anything is forwarded (only when the
+    /// session is recorded). With strict durability the driver writes nothing upstream until
+    /// this is on disk.
+    Statement(Instant, Box<crate::record::event::StatementEntry>),
     /// A command finished (or was refused).
     Command(CommandRecord),
     /// A command is held for approval.
     ApprovalRequested {
         /// The request id from the gate.
         request_id: u64,
+        /// The command's number within the session.
+        n: u64,
     },
     /// The session ended.
     Closed(CloseReason),
@@ -302,6 +330,74 @@ struct InFlight {
     effects: Option<crate::sql::Effects>,
     /// COM_STMT_PREPARE: the SQL, kept under the statement id the server assigns.
     prepared_text: Option<Arc<[u8]>>,
+    /// What recording keeps of the rows.
+    capture: RowCapture,
+}
+
+/// The rows of one response as recording keeps them.
+#[derive(Default)]
+struct RowCapture {
+    hasher: Option<crate::record::ResultHasher>,
+    rows: Option<Vec<Vec<u8>>>,
+    bytes: usize,
+    limit: usize,
+    truncated: bool,
+    /// Result sets whose end the hasher has marked.
+    ended: u32,
+}
+
+impl RowCapture {
+    fn new(capture: crate::config::Capture, limit: usize) -> RowCapture {
+        use crate::config::Capture;
+        RowCapture {
+            hasher: (capture != Capture::None).then(Default::default),
+            rows: (capture == Capture::Rows).then(Vec::new),
+            limit,
+            ..RowCapture::default()
+        }
+    }
+
+    fn is_off(&self) -> bool {
+        self.hasher.is_none()
+    }
+
+    /// A row payload as the client receives it.
+    fn row(&mut self, payload: &[u8]) {
+        if let Some(h) = &mut self.hasher {
+            h.row(payload);
+        }
+        if let Some(rows) = &mut self.rows {
+            if self.bytes + payload.len() <= self.limit {
+                self.bytes += payload.len();
+                rows.push(payload.to_vec());
+            } else {
+                self.truncated = true;
+            }
+        }
+    }
+
+    /// Marks result sets that ended (the response's count of ended sets is `ended`).
+    fn sets_ended(&mut self, ended: u32) {
+        if let Some(h) = &mut self.hasher {
+            while self.ended < ended {
+                h.end_of_result_set();
+                self.ended += 1;
+            }
+        }
+    }
+}
+
+/// A prepared statement as the session knows it.
+#[derive(Debug, Clone)]
+struct Prepared {
+    /// Its SQL: what every EXECUTE is decided on.
+    sql: Arc<[u8]>,
+    /// How many parameters it has.
+    params: u16,
+    /// The parameter types the last EXECUTE bound (later ones may not resend them).
+    bound_types: Option<Arc<[(crate::wire::binary::ColumnType, u8)]>>,
+    /// Parameters given with COM_STMT_SEND_LONG_DATA since the last EXECUTE.
+    long_data: Vec<bool>,
 }
 
 /// What the client's handshake response told us, kept for the upstream login.
@@ -334,8 +430,13 @@ pub struct Session {
     /// Column definitions of open cursors, by statement id (kept only when rows are
     /// transformed: COM_STMT_FETCH rows need the columns the EXECUTE announced).
     cursor_columns: std::collections::HashMap<u32, Vec<ColumnInfo>>,
-    /// The SQL of each prepared statement, by statement id: what every EXECUTE is decided on.
-    prepared_sql: std::collections::HashMap<u32, Arc<[u8]>>,
+    /// Each prepared statement, by statement id: its SQL (what every EXECUTE is decided on)
+    /// and parameters.
+    prepared_sql: std::collections::HashMap<u32, Prepared>,
+    /// Commands received so far (numbers each command for the recorder).
+    commands: u64,
+    /// What recording keeps of result rows in this session.
+    capture: crate::config::Capture,
     /// How the session lexes SQL (`None`: changed in a way the gateway cannot follow).
     lex_mode: Option<crate::sql::Mode>,
     /// The upstream's flavour and version, from its greeting.
@@ -388,6 +489,8 @@ impl Session {
             seq_shift: 0,
             cursor_columns: Default::default(),
             prepared_sql: Default::default(),
+            commands: 0,
+            capture: crate::config::Capture::None,
             lex_mode: Some(crate::sql::Mode::DEFAULT),
             server_kind: crate::sql::Server::MariaDb { version_id: None },
             hello: ClientHello::default(),
@@ -957,6 +1060,7 @@ impl Session {
     }
 
     fn on_command(&mut self, now: Instant, payload: &[u8], raw: &[u8]) {
+        self.commands += 1;
         let cmd = match parse_command(payload, self.caps) {
             Ok(c) => c,
             Err(e) => {
@@ -965,31 +1069,33 @@ impl Session {
                     code: 1835,
                     sqlstate: "HY000",
                 };
-                return self.refuse(now, now, None, code, "Malformed communication packet");
+                let message = "Malformed communication packet";
+                self.note_statement(now, None, "refuse", Vec::new(), Some((code, message)));
+                return self.refuse_decided(now, now, None, code, message);
             }
         };
         match &cmd {
             CommandPacket::Unknown { command, .. } => {
                 warn!(session = self.id, %command, "unknown command refused");
                 let msg = format!("Gatehouse: unknown command {command} is not allowed");
-                self.refuse(
-                    now,
-                    now,
-                    Some(*command),
-                    ErrorCode::ER_UNKNOWN_COM_ERROR,
-                    &msg,
-                );
+                let code = ErrorCode::ER_UNKNOWN_COM_ERROR;
+                self.note_statement(now, Some(&cmd), "refuse", Vec::new(), Some((code, &msg)));
+                self.refuse_decided(now, now, Some(*command), code, &msg);
             }
             CommandPacket::Quit => {
+                self.note_statement(now, Some(&cmd), "allow", Vec::new(), None);
                 self.server.send(raw);
                 self.record_simple(now, Command::COM_QUIT);
                 self.close(CloseReason::ClientQuit);
             }
-            CommandPacket::ChangeUser(cu) => self.on_change_user(cu.clone()),
+            CommandPacket::ChangeUser(cu) => {
+                self.note_statement(now, Some(&cmd), "allow", Vec::new(), None);
+                self.on_change_user(cu.clone())
+            }
             _ => {
                 let identity = self.identity.clone().expect("authenticated in Idle");
-                let prepared =
-                    statement_id(&cmd).and_then(|id| self.prepared_sql.get(&id).cloned());
+                let prepared = statement_id(&cmd)
+                    .and_then(|id| self.prepared_sql.get(&id).map(|p| p.sql.clone()));
                 let ctx = CommandContext {
                     session_id: self.id,
                     identity: &identity,
@@ -999,12 +1105,29 @@ impl Session {
                     server: self.server_kind,
                     prepared_sql: prepared.as_deref(),
                 };
-                match self.cfg.gate.decide(&ctx, &cmd) {
-                    Decision::Allow => self.forward_translated(now, now, &cmd, raw),
+                let mut rules = Vec::new();
+                let decision = if self.cfg.recording.is_some() {
+                    self.cfg.gate.decide_noted(&ctx, &cmd, &mut rules)
+                } else {
+                    self.cfg.gate.decide(&ctx, &cmd)
+                };
+                match decision {
+                    Decision::Allow => {
+                        self.note_statement(now, Some(&cmd), "allow", rules, None);
+                        self.forward_translated(now, now, &cmd, raw)
+                    }
                     Decision::Refuse { code, message } => {
-                        self.refuse(now, now, Some(cmd.command()), code, &message)
+                        self.note_statement(
+                            now,
+                            Some(&cmd),
+                            "refuse",
+                            rules,
+                            Some((code, &message)),
+                        );
+                        self.refuse_decided(now, now, Some(cmd.command()), code, &message)
                     }
                     Decision::Hold { request_id } => {
+                        self.note_statement(now, Some(&cmd), "hold", rules, None);
                         info!(session = self.id, request_id, "command held for approval");
                         self.state = State::Held {
                             request_id,
@@ -1013,12 +1136,124 @@ impl Session {
                         };
                         // Waiting for a human is not idleness; approvals bring their own timeout.
                         self.deadline = None;
-                        self.events
-                            .push_back(Event::ApprovalRequested { request_id });
+                        self.events.push_back(Event::ApprovalRequested {
+                            request_id,
+                            n: self.commands,
+                        });
                     }
+                }
+                // The parameters sent with COM_STMT_SEND_LONG_DATA belong to the next EXECUTE.
+                match &cmd {
+                    CommandPacket::StmtSendLongData {
+                        stmt_id, param_id, ..
+                    } => {
+                        if let Some(p) = self.prepared_sql.get_mut(stmt_id) {
+                            if let Some(flag) = p.long_data.get_mut(usize::from(*param_id)) {
+                                *flag = true;
+                            }
+                        }
+                    }
+                    CommandPacket::StmtExecute(e) => {
+                        if let Some(p) = self.prepared_sql.get_mut(&e.stmt_id) {
+                            p.long_data.iter_mut().for_each(|f| *f = false);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
+    }
+
+    /// Emits the [`Event::Statement`] for the command being decided (when recorded).
+    fn note_statement(
+        &mut self,
+        now: Instant,
+        cmd: Option<&CommandPacket<'_>>,
+        decision: &'static str,
+        rules: Vec<crate::record::event::RuleNote>,
+        error: Option<(ErrorCode, &str)>,
+    ) {
+        use crate::record::event::{ErrorNote, RawParams, StatementEntry};
+        if self.cfg.recording.is_none() {
+            return;
+        }
+        let mut entry = StatementEntry {
+            session: self.id,
+            n: self.commands,
+            command: cmd
+                .and_then(|c| c.command().name())
+                .unwrap_or(if cmd.is_some() {
+                    "COM_UNKNOWN"
+                } else {
+                    "malformed"
+                }),
+            sql: None,
+            stmt_id: cmd.and_then(statement_id),
+            params: None,
+            long_data: None,
+            argument: None,
+            mode: self.lex_mode,
+            database: self.database.clone(),
+            decision,
+            rules,
+            error: error.map(|(code, message)| ErrorNote {
+                code: code.code,
+                message: message.to_owned(),
+            }),
+        };
+        let prepared = entry.stmt_id.and_then(|id| self.prepared_sql.get(&id));
+        match cmd {
+            Some(CommandPacket::Query { sql } | CommandPacket::StmtPrepare { sql }) => {
+                entry.sql = Some(Arc::from(*sql));
+            }
+            Some(CommandPacket::StmtExecute(e)) => {
+                if let Some(p) = prepared {
+                    entry.sql = Some(p.sql.clone());
+                    entry.params = Some(RawParams {
+                        block: e.params.to_vec(),
+                        count: p.params,
+                        bound_types: p.bound_types.clone(),
+                        long_data: p.long_data.clone(),
+                    });
+                }
+            }
+            Some(CommandPacket::StmtBulkExecute { data, .. }) => {
+                entry.sql = prepared.map(|p| p.sql.clone());
+                entry.argument = Some(format!("{} bytes of bulk parameters", data.len()));
+            }
+            Some(CommandPacket::StmtSendLongData { param_id, data, .. }) => {
+                entry.sql = prepared.map(|p| p.sql.clone());
+                entry.long_data = Some((*param_id, data.to_vec()));
+            }
+            Some(
+                CommandPacket::StmtFetch { .. }
+                | CommandPacket::StmtReset { .. }
+                | CommandPacket::StmtClose { .. },
+            ) => entry.sql = prepared.map(|p| p.sql.clone()),
+            Some(CommandPacket::InitDb { schema }) => {
+                entry.argument = Some(String::from_utf8_lossy(schema).into_owned())
+            }
+            Some(CommandPacket::FieldList { table, .. }) => {
+                entry.argument = Some(String::from_utf8_lossy(table).into_owned())
+            }
+            Some(CommandPacket::ProcessKill { connection_id }) => {
+                entry.argument = Some(connection_id.to_string())
+            }
+            Some(CommandPacket::ChangeUser(cu)) => {
+                entry.argument = Some(String::from_utf8_lossy(cu.user).into_owned())
+            }
+            _ => {}
+        }
+        if let (Some(CommandPacket::StmtExecute(e)), Some(id)) = (cmd, entry.stmt_id) {
+            // Types sent now are bound for later executes that don't resend them.
+            if let Some(p) = self.prepared_sql.get_mut(&id) {
+                if let Some(types) = sent_param_types(e.params, p.params) {
+                    p.bound_types = Some(types);
+                }
+            }
+        }
+        self.events
+            .push_back(Event::Statement(now, Box::new(entry)));
     }
 
     /// Forwards an allowed command, translating `KILL` targets from gateway session ids to
@@ -1130,6 +1365,13 @@ impl Session {
             received,
             finished: now,
             response_bytes: 0,
+            n: self.commands,
+            refused_by_gate: false,
+            forwarded: Some(now),
+            first_byte: None,
+            result_hash: None,
+            captured: None,
+            capture_truncated: false,
         };
         if let CommandPacket::StmtClose { stmt_id } = cmd {
             self.cursor_columns.remove(stmt_id);
@@ -1183,9 +1425,18 @@ impl Session {
                 CommandPacket::StmtPrepare { sql } => Some(Arc::from(*sql)),
                 _ => None,
             },
+            capture: RowCapture::new(
+                self.capture,
+                self.cfg
+                    .recording
+                    .as_ref()
+                    .map_or(0, |r| r.config.capture_max_bytes),
+            ),
         }));
     }
 
+    /// Refuses a command the gate allowed (the refusal is the session's: a KILL it cannot
+    /// translate, an approval denied).
     fn refuse(
         &mut self,
         now: Instant,
@@ -1193,6 +1444,30 @@ impl Session {
         command: Option<Command>,
         code: ErrorCode,
         message: &str,
+    ) {
+        self.refuse_with(now, received, command, code, message, false)
+    }
+
+    /// Refuses a command as decided (its [`Event::Statement`] carries the refusal).
+    fn refuse_decided(
+        &mut self,
+        now: Instant,
+        received: Instant,
+        command: Option<Command>,
+        code: ErrorCode,
+        message: &str,
+    ) {
+        self.refuse_with(now, received, command, code, message, true)
+    }
+
+    fn refuse_with(
+        &mut self,
+        now: Instant,
+        received: Instant,
+        command: Option<Command>,
+        code: ErrorCode,
+        message: &str,
+        by_gate: bool,
     ) {
         self.send_client_err(code, message);
         self.events.push_back(Event::Command(CommandRecord {
@@ -1207,6 +1482,13 @@ impl Session {
             received,
             finished: now,
             response_bytes: 0,
+            n: self.commands,
+            refused_by_gate: by_gate,
+            forwarded: None,
+            first_byte: None,
+            result_hash: None,
+            captured: None,
+            capture_truncated: false,
         }));
         self.state = State::Idle;
         self.deadline = Some(now + self.cfg.limits.idle_timeout());
@@ -1222,6 +1504,13 @@ impl Session {
             received: now,
             finished: now,
             response_bytes: 0,
+            n: self.commands,
+            refused_by_gate: false,
+            forwarded: Some(now),
+            first_byte: None,
+            result_hash: None,
+            captured: None,
+            capture_truncated: false,
         }));
     }
 
@@ -1412,6 +1701,7 @@ impl Session {
                 self.on_login_step(now, step);
             }
             State::Response(mut flight) => {
+                flight.record.first_byte.get_or_insert(now);
                 let (role, progress) = match flight.response.on_packet(payload) {
                     Ok(x) => x,
                     Err(e) => {
@@ -1436,6 +1726,11 @@ impl Session {
                 self.forward_server_packet(&mut flight, role, payload, raw);
                 flight.record.response_bytes +=
                     (self.client.pending().saturating_sub(before)) as u64;
+                if !flight.capture.is_off() {
+                    flight
+                        .capture
+                        .sets_ended(flight.response.outcome.result_sets_ended);
+                }
                 if progress == Progress::Done {
                     if let (Some(id), false) = (flight.record.stmt_id, flight.columns.is_empty()) {
                         if flight.record.command == Command::COM_STMT_EXECUTE {
@@ -1449,6 +1744,9 @@ impl Session {
                     let mut record = flight.record;
                     record.outcome = flight.response.outcome;
                     record.finished = now;
+                    record.result_hash = flight.capture.hasher.as_ref().map(|h| h.finish());
+                    record.captured = flight.capture.rows.take();
+                    record.capture_truncated = flight.capture.truncated;
                     let text = flight.prepared_text.take();
                     self.follow_session_state(&record, flight.new_schema, flight.effects, text);
                     self.events.push_back(Event::Command(record));
@@ -1501,6 +1799,9 @@ impl Session {
     ) {
         if self.cfg.rows.is_identity() {
             // The hot path: the server's bytes, as they are.
+            if let (PacketRole::Row(_), false) = (role, flight.capture.is_off()) {
+                flight.capture.row(payload);
+            }
             self.client.send(raw);
             return;
         }
@@ -1522,9 +1823,15 @@ impl Session {
                 let columns = &flight.columns;
                 let mut scratch = std::mem::take(&mut self.scratch);
                 let mut last = seq;
+                let capture = &mut flight.capture;
                 self.client.send_with(&mut scratch, |out| {
                     last = write_packet_with(out, seq, |o| {
-                        transform.on_row(columns, format, payload, o)
+                        let start = o.len();
+                        transform.on_row(columns, format, payload, o);
+                        if !capture.is_off() {
+                            // Recorded as the client receives it (masked).
+                            capture.row(&o[start..]);
+                        }
                     });
                 });
                 self.scratch = scratch;
@@ -1817,8 +2124,19 @@ impl Session {
             &self.cfg.target_name,
             &identity.name,
         );
+        // Only COM_CHANGE_USER makes a session ready after a command.
+        let change_user = self.commands > 0;
+        self.capture = match &self.cfg.recording {
+            None => crate::config::Capture::None,
+            Some(r) => r.capture_for(&self.cfg.target_name, &identity),
+        };
         self.events.push_back(Event::Authenticated {
             identity: identity.clone(),
+            auth: match self.cfg.auth {
+                AuthMode::GatewayIdentity => "gateway".into(),
+                AuthMode::Passthrough => "passthrough".into(),
+            },
+            change_user,
             upstream_connection_id: self.upstream_connection_id,
             tls: self.client.tls_summary(),
         });
@@ -2031,8 +2349,16 @@ impl Session {
         }
         match record.command {
             Command::COM_STMT_PREPARE => {
-                if let (Some((id, _)), Some(text)) = (record.outcome.prepared, prepared_text) {
-                    self.prepared_sql.insert(id, text);
+                if let (Some((id, params)), Some(sql)) = (record.outcome.prepared, prepared_text) {
+                    self.prepared_sql.insert(
+                        id,
+                        Prepared {
+                            sql,
+                            params,
+                            bound_types: None,
+                            long_data: vec![false; usize::from(params)],
+                        },
+                    );
                 }
             }
             Command::COM_RESET_CONNECTION => {
@@ -2104,6 +2430,25 @@ fn statement_id(cmd: &CommandPacket<'_>) -> Option<u32> {
         | CommandPacket::StmtSendLongData { stmt_id, .. } => Some(*stmt_id),
         _ => None,
     }
+}
+
+/// The parameter types a COM_STMT_EXECUTE block sends (`new_params_bound = 1`), if it does.
+fn sent_param_types(
+    block: &[u8],
+    params: u16,
+) -> Option<Arc<[(crate::wire::binary::ColumnType, u8)]>> {
+    let n = usize::from(params);
+    let at = n.div_ceil(8);
+    if n == 0 || block.get(at) != Some(&1) {
+        return None;
+    }
+    let types = block.get(at + 1..at + 1 + 2 * n)?;
+    Some(
+        types
+            .chunks_exact(2)
+            .map(|c| (crate::wire::binary::ColumnType(c[0]), c[1]))
+            .collect(),
+    )
 }
 
 /// The statement text and statement id a command carries, for the record.

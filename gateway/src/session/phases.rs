@@ -58,6 +58,44 @@ pub struct CommandContext<'a> {
 pub trait CommandGate: Send + Sync {
     /// Decides for one command.
     fn decide(&self, ctx: &CommandContext<'_>, command: &CommandPacket<'_>) -> Decision;
+
+    /// [`CommandGate::decide`], also noting for the recorder which rules and grants decided
+    /// (called instead of `decide` when the session is recorded).
+    fn decide_noted(
+        &self,
+        ctx: &CommandContext<'_>,
+        command: &CommandPacket<'_>,
+        _notes: &mut Vec<crate::record::event::RuleNote>,
+    ) -> Decision {
+        self.decide(ctx, command)
+    }
+}
+
+/// How sessions are recorded (shared by every session of a gateway).
+pub struct Recording {
+    /// The `[recording]` settings.
+    pub config: crate::config::RecordingConfig,
+    /// The policy roles of an identity (for capture rules naming a role), when a policy is
+    /// configured.
+    pub roles: Option<RolesOf>,
+}
+
+/// The policy roles an identity has.
+pub type RolesOf = Box<dyn Fn(&Identity) -> Vec<String> + Send + Sync>;
+
+impl Recording {
+    /// What is kept of result rows for a session of `identity` on `target`.
+    pub fn capture_for(&self, target: &str, identity: &Identity) -> crate::config::Capture {
+        let roles = match (
+            &self.roles,
+            self.config.capture_rules.iter().any(|r| r.role.is_some()),
+        ) {
+            (Some(roles), true) => roles(identity),
+            _ => Vec::new(),
+        };
+        self.config
+            .capture_for(target, &identity.name, &identity.groups, &roles)
+    }
 }
 
 /// The gate of this stage of the project: everything the wire layer understands is allowed.

@@ -24,6 +24,10 @@ use crate::wire::{CapabilityFlags, Error, StatusFlags};
 
 use super::phases::RowFormat;
 
+/// The upstream login (the module is private to the session): `gatehouse replay` logs in to a
+/// target exactly as the gateway does.
+pub(crate) use super::upstream::{first_response, LoginStep, UpstreamLogin};
+
 /// What kind of response a command gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expect {
@@ -105,6 +109,9 @@ pub struct Outcome {
     pub rows: u64,
     /// Result sets.
     pub result_sets: u32,
+    /// Result sets whose rows ended (their terminator was seen; what the recorder's result
+    /// hash marks).
+    pub result_sets_ended: u32,
     /// Affected rows (sum over OK packets).
     pub affected_rows: u64,
     /// Warnings of the last status packet.
@@ -228,6 +235,7 @@ impl Response {
                 if is_result_terminator(payload, deprecate_eof) {
                     let (status, warnings) = terminator_status(payload, self.caps)?;
                     self.outcome.warnings = warnings;
+                    self.outcome.result_sets_ended += 1;
                     if self.cursor
                         && status.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)
                         && self.outcome.rows == 0

@@ -686,6 +686,8 @@ struct Setup {
     identities: Option<Arc<IdentityStore>>,
     /// Shared with other sessions (a fresh one when `None`).
     target: Option<Arc<TargetInfo>>,
+    /// Session recording.
+    recording: Option<Arc<super::phases::Recording>>,
 }
 
 impl Default for Setup {
@@ -704,6 +706,7 @@ impl Default for Setup {
             require_client_tls: false,
             identities: None,
             target: None,
+            recording: None,
         }
     }
 }
@@ -767,6 +770,7 @@ impl Pair {
             rows: setup.rows,
             registry: setup.registry,
             events: Arc::new(super::phases::DiscardEvents),
+            recording: setup.recording,
         };
         let start = Instant::now();
         let random = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
@@ -2078,7 +2082,7 @@ fn held_command_is_forwarded_exactly_on_approval() {
     let request_id = events
         .iter()
         .find_map(|e| match e {
-            Event::ApprovalRequested { request_id } => Some(*request_id),
+            Event::ApprovalRequested { request_id, .. } => Some(*request_id),
             _ => None,
         })
         .expect("approval requested");
@@ -3424,3 +3428,120 @@ fn unsolicited_upstream_err_is_relayed_and_closes() {
 }
 
 mod passthrough;
+
+// ----- recording ---------------------------------------------------------------------------
+
+fn recorded(capture: crate::config::Capture) -> Setup {
+    let mut config = crate::config::RecordingConfig::in_dir("/nonexistent");
+    config.capture = capture;
+    Setup {
+        recording: Some(Arc::new(super::phases::Recording {
+            config,
+            roles: None,
+        })),
+        ..Setup::default()
+    }
+}
+
+fn statement_events(events: &[Event]) -> Vec<crate::record::event::StatementEntry> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Statement(_, s) => Some((**s).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_recorded_session_notes_each_statement_and_hashes_the_rows_the_client_got() {
+    let mut pair = Pair::new(recorded(crate::config::Capture::Rows));
+    pair.login();
+    let caps = pair.caps();
+    let reply = text_result(caps, &["id", "name"], &three_rows(), AUTOCOMMIT);
+    let got = pair.query("SELECT id, name FROM t", reply);
+    let events = pair.take_events();
+    let statements = statement_events(&events);
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(s.command, "COM_QUERY");
+    assert_eq!(s.sql.as_deref(), Some(&b"SELECT id, name FROM t"[..]));
+    assert_eq!(s.decision, "allow");
+    assert_eq!(s.n, 1);
+    let record = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Command(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a command record");
+    assert_eq!(record.n, 1);
+    assert!(record.forwarded.is_some() && record.first_byte.is_some());
+    // The rows as the client received them: the packets between the column definitions' end
+    // and the terminator.
+    let packets = split_packets(&mut got.clone());
+    // count, two column definitions (no EOF: DEPRECATE_EOF), three rows, OK.
+    let rows: Vec<Vec<u8>> = packets[3..6].iter().map(|p| p.payload.clone()).collect();
+    let mut hasher = crate::record::ResultHasher::default();
+    rows.iter().for_each(|r| hasher.row(r));
+    hasher.end_of_result_set();
+    assert_eq!(record.result_hash, Some(hasher.finish()));
+    assert_eq!(record.captured.as_deref(), Some(&rows[..]));
+}
+
+#[test]
+fn an_unrecorded_session_emits_no_statement_events_and_hashes_nothing() {
+    let mut pair = Pair::with_defaults();
+    pair.login();
+    let caps = pair.caps();
+    let reply = text_result(caps, &["id", "name"], &three_rows(), AUTOCOMMIT);
+    pair.query("SELECT id, name FROM t", reply);
+    let events = pair.take_events();
+    assert!(statement_events(&events).is_empty());
+    let records: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Command(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].result_hash, None);
+}
+
+#[test]
+fn a_refusal_is_noted_with_its_error_and_the_command_record_says_so() {
+    let mut setup = recorded(crate::config::Capture::Hash);
+    setup.gate = Arc::new(RefuseAll);
+    let mut pair = Pair::new(setup);
+    pair.login();
+    pair.client_send(0, &query_payload("DROP TABLE t"));
+    pair.client_recv();
+    let events = pair.take_events();
+    let statements = statement_events(&events);
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0].decision, "refuse");
+    assert_eq!(statements[0].error.as_ref().map(|e| e.code), Some(1142));
+    let record = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Command(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a command record");
+    assert!(record.refused_by_gate && record.forwarded.is_none());
+}
+
+struct RefuseAll;
+
+impl CommandGate for RefuseAll {
+    fn decide(&self, _: &CommandContext<'_>, _: &CommandPacket<'_>) -> Decision {
+        Decision::Refuse {
+            code: ErrorCode {
+                code: 1142,
+                sqlstate: "42000",
+            },
+            message: "no".into(),
+        }
+    }
+}

@@ -16,6 +16,8 @@ fn color(path: PathKind) -> RGBColor {
         PathKind::GatewayEpoll => RGBColor(214, 39, 40),
         PathKind::GatewayUring => RGBColor(44, 160, 44),
         PathKind::GatewayPolicy => RGBColor(148, 103, 189),
+        PathKind::GatewayRecord => RGBColor(255, 127, 14),
+        PathKind::GatewayRecordStrict => RGBColor(140, 86, 75),
     }
 }
 

@@ -28,15 +28,23 @@ pub enum PathKind {
     /// Through the gateway (epoll) with a statement policy: every statement is analysed (on a
     /// cache miss) and decided by a role grant and guard-rail rules.
     GatewayPolicy,
+    /// Through the gateway (epoll) recording every session (`durability = "batched"`, result
+    /// hashes): the recorder's cost.
+    GatewayRecord,
+    /// As `gateway-record` with `durability = "strict"`: every statement waits for its
+    /// record's fsync before it is forwarded.
+    GatewayRecordStrict,
 }
 
 impl PathKind {
-    pub(super) const ALL: [PathKind; 5] = [
+    pub(super) const ALL: [PathKind; 7] = [
         PathKind::Direct,
         PathKind::Haproxy,
         PathKind::GatewayEpoll,
         PathKind::GatewayUring,
         PathKind::GatewayPolicy,
+        PathKind::GatewayRecord,
+        PathKind::GatewayRecordStrict,
     ];
 
     /// The name used in reports and on the command line.
@@ -47,13 +55,18 @@ impl PathKind {
             PathKind::GatewayEpoll => "gateway-epoll",
             PathKind::GatewayUring => "gateway-uring",
             PathKind::GatewayPolicy => "gateway-policy",
+            PathKind::GatewayRecord => "gateway-record",
+            PathKind::GatewayRecordStrict => "gateway-record-strict",
         }
     }
 
     /// The gateway's `--io` mode; `None` for the other paths.
     pub fn io_mode(self) -> Option<&'static str> {
         match self {
-            PathKind::GatewayEpoll | PathKind::GatewayPolicy => Some("epoll"),
+            PathKind::GatewayEpoll
+            | PathKind::GatewayPolicy
+            | PathKind::GatewayRecord
+            | PathKind::GatewayRecordStrict => Some("epoll"),
             PathKind::GatewayUring => Some("uring"),
             PathKind::Direct | PathKind::Haproxy => None,
         }
@@ -216,6 +229,12 @@ impl Launcher<'_> {
         if kind == PathKind::GatewayPolicy {
             std::fs::write(&policy, BENCH_POLICY)?;
         }
+        let audit = self.run_dir.join(format!("{name}-audit"));
+        let recording = match kind {
+            PathKind::GatewayRecord => Some((audit.as_path(), "batched")),
+            PathKind::GatewayRecordStrict => Some((audit.as_path(), "strict")),
+            _ => None,
+        };
         GatewaySetup {
             listen,
             upstream,
@@ -229,6 +248,7 @@ impl Launcher<'_> {
             tls: None,
             upstream_ca: None,
             policy: (kind == PathKind::GatewayPolicy).then_some(policy.as_path()),
+            recording,
         }
         .write(&config)?;
         let mut service = Service::spawn_logged(

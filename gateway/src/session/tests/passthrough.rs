@@ -33,6 +33,7 @@ impl Relay {
             rows: Arc::new(PassThrough),
             registry: Default::default(),
             events: Arc::new(crate::session::phases::DiscardEvents),
+            recording: None,
         };
         let now = Instant::now();
         let session = Session::new(Arc::new(cfg), 9, PEER.parse().unwrap(), now, [1; 20]);
