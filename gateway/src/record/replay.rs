@@ -38,9 +38,8 @@ use super::event::{
 use super::format::{self, Kind, Records, SegmentHeader};
 use crate::config::{Config, TargetConfig, UpstreamTlsMode};
 use crate::session::phases::RowFormat;
-use crate::session::response::{
-    first_response, Expect, LoginStep, PacketRole, Progress, Response, UpstreamLogin,
-};
+use crate::session::response::{Expect, PacketRole, Progress, Response};
+use crate::session::upstream::{first_response, LoginStep, UpstreamLogin};
 use crate::wire::binary::ColumnType;
 use crate::wire::command::{encode_command, CommandPacket, StmtExecute};
 use crate::wire::frame::{parse_packet, write_packet};

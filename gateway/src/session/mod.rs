@@ -31,7 +31,8 @@ pub mod kill;
 mod passthrough;
 pub mod phases;
 pub mod response;
-mod upstream;
+/// The upstream login, also used by `gatehouse replay` to log in as the gateway does.
+pub(crate) mod upstream;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

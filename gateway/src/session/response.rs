@@ -24,10 +24,6 @@ use crate::wire::{CapabilityFlags, Error, StatusFlags};
 
 use super::phases::RowFormat;
 
-/// The upstream login (the module is private to the session): `gatehouse replay` logs in to a
-/// target exactly as the gateway does.
-pub(crate) use super::upstream::{first_response, LoginStep, UpstreamLogin};
-
 /// What kind of response a command gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expect {
