@@ -178,8 +178,8 @@ struct SessionsListArgs {
     /// time.
     #[arg(long, value_name = "WHEN")]
     since: Option<String>,
-    /// Only sessions that ran a statement of this kind (read, write, ddl, admin, session,
-    /// transaction, other).
+    /// Only sessions that sent a statement of this kind (read, write, ddl, admin, session,
+    /// transaction, other), whether it ran or was refused.
     #[arg(long, value_name = "KIND")]
     statement_kind: Option<String>,
     /// At most this many sessions.
